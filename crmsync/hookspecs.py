@@ -1,0 +1,217 @@
+"""The whole crmsync plugin contract, in one file.
+
+A connector plugin is a module registered under the ``crmsync.connectors`` entry-point group
+that implements :func:`crmsync_register_connectors` and calls ``register(SomeConnector())``.
+A connector object satisfies :class:`Connector`; the session it opens satisfies
+:class:`ConnectorSession`. The core only ever talks to connectors through these shapes, and
+the values that cross the boundary are the dataclasses below.
+
+Rules every connector follows (the contract suite in :mod:`crmsync.testing` checks them):
+
+* ``pull`` yields pages in order; memory is bounded by a page, never by the module's size.
+* A page's ``checkpoint`` is a cursor the core may store once that page is committed: resuming
+  ``pull(module, since=checkpoint)`` after it must not skip any record. Connectors that cannot
+  promise that mid-pull set it on the final page only.
+* ``push``/``delete`` take at most ``limits().batch_size`` records and return exactly one
+  :class:`RecordResult` per record asked for, in any order; a failure of one record is a result,
+  not an exception. Exceptions are for the whole batch (auth, network after retries).
+* Secrets arrive as :class:`SecretRef`; a connector reveals them only to send them, and never
+  puts them in an exception message, a log line, a page or a result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import pluggy
+
+PROJECT_NAME = "crmsync"
+ENTRY_POINT_GROUP = "crmsync.connectors"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+# Lifecycle actions a connector may be asked to write back (see DESIGN.md, "Record lifecycle").
+ACTIONS = ("archive", "void", "restore", "purge")
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A reference to a secret (``env:VAR`` or ``keyring:SERVICE/NAME``), resolved on demand.
+
+    ``repr``/``str`` show the reference, never the value, so a SecretRef can be logged safely.
+    """
+
+    ref: str
+    key_path: str
+    resolver: Callable[[str, str], str] = field(repr=False, compare=False)
+
+    def reveal(self) -> str:
+        """Return the secret value. Raises :class:`crmsync.errors.SecretError` if unavailable."""
+        return self.resolver(self.ref, self.key_path)
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a connection can take. The core never exceeds these."""
+
+    page_size: int = 100
+    batch_size: int = 100
+    concurrency: int = 1
+    max_page_size: int | None = None
+    requests_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    name: str
+    type: str = "string"  # string | integer | number | boolean | datetime | date | json
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """A module (entity type: Leads, Contacts...) of the CRM.
+
+    ``modified_field`` is None when the module has no modified time: it is then always pulled
+    in full, and the pull summary says so.
+    """
+
+    name: str
+    id_field: str = "id"
+    modified_field: str | None = None
+    fields: tuple[FieldInfo, ...] = ()
+    actions: tuple[str, ...] = ()  # lifecycle actions this module supports for write-back
+
+
+@dataclass(frozen=True)
+class PulledRecord:
+    """One record as pulled. ``modified_at`` is normalised ISO-8601 UTC (``...Z``) or None."""
+
+    id: str
+    data: Mapping[str, Any]
+    modified_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a pull.
+
+    ``checkpoint``: cursor safe to resume from once this page is committed (see module doc).
+    ``deleted_ids``: ids the CRM reports as deleted, to be dropped from the mirror.
+    ``api_calls``: requests spent to produce this page (retries included).
+    ``total``: the connector's estimate of records in this pull, when the API says (progress).
+    """
+
+    number: int
+    records: Sequence[PulledRecord]
+    checkpoint: str | None = None
+    deleted_ids: Sequence[str] = ()
+    api_calls: int = 1
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """Ask the CRM to move one record to a lifecycle ``action`` (archive, void, restore, purge).
+
+    ``fields`` are extra field values the action writes (e.g. a reason), ``data`` the record as
+    the mirror knows it (restore from a local copy needs it).
+    """
+
+    record_id: str
+    action: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """The CRM's answer for one record of a batch."""
+
+    record_id: str
+    ok: bool
+    error: str | None = None  # short machine-readable code or message, never a secret
+    retryable: bool = False
+    modified_at: str | None = None  # the record's new modified time when the CRM says
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key a connector accepts (documentation and `crmsync connectors`)."""
+
+    name: str
+    help: str
+    type: str = "string"
+    required: bool = False
+    secret: bool = False
+    default: Any = None
+
+
+# --------------------------------------------------------------------------- objects
+
+
+@runtime_checkable
+class ConnectorSession(Protocol):
+    """An open connection to one CRM account. Owns its pooled HTTP session; close() frees it."""
+
+    def check(self) -> str:
+        """Prove reachability and auth with one cheap call; return a short human description."""
+
+    def limits(self) -> Limits: ...
+
+    def list_modules(self) -> list[ModuleInfo]: ...
+
+    def pull(self, module: str, since: str | None = None) -> Iterator[Page]:
+        """Yield pages of ``module``: all records if ``since`` is None, else those changed since
+        that cursor (a checkpoint this connector produced earlier)."""
+
+    def push(self, module: str, changes: Sequence[StatusChange]) -> list[RecordResult]:
+        """Write lifecycle status for at most ``limits().batch_size`` records."""
+
+    def delete(self, module: str, record_ids: Sequence[str]) -> list[RecordResult]:
+        """Delete records for good (purge); at most ``limits().batch_size`` ids."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A kind of CRM. ``name`` is what ``connector = "..."`` in config refers to."""
+
+    name: str
+    description: str
+
+    def settings_schema(self) -> dict[str, Any]:
+        """JSON Schema (draft 2020-12) of a connection's settings.
+
+        Mark a secret-valued key with ``"secret": true``: the core then refuses a literal value
+        and hands the connector a :class:`SecretRef`.
+        """
+
+    def settings(self) -> list[Setting]:
+        """The keys, documented (for `crmsync connectors --json` and `crmsync init`)."""
+
+    def open(self, name: str, settings: Mapping[str, Any]) -> ConnectorSession:
+        """Open a session for connection ``name``. Must not touch the network before use."""
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+@hookspec
+def crmsync_register_connectors(register: Callable[[Connector], None]) -> None:
+    """Register connector types: call ``register(connector)`` once per connector."""
+
+
+@hookspec
+def crmsync_register_commands(cli: Any) -> None:
+    """Add click commands to the ``crmsync`` command group (``cli`` is a ``click.Group``)."""
