@@ -103,7 +103,7 @@ class PulledRecord:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a pull.
+    """One page of a pull. ``number`` counts from 1 within the pull.
 
     ``checkpoint``: cursor safe to resume from once this page is committed (see module doc).
     ``deleted_ids``: ids the CRM reports as deleted, to be dropped from the mirror.

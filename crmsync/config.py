@@ -1,0 +1,247 @@
+"""Load and validate ``crmsync.toml`` before anything touches the network.
+
+Validation is JSON Schema: the core's own schema for the file's shape, then each connection's
+settings against its connector's ``settings_schema()``. Every error names its key path
+(``connections.sales.paginator.type``) and what was expected; the CLI exits 2 on any of them.
+Values whose schema says ``"secret": true`` must be references and reach connectors as
+:class:`~crmsync.hookspecs.SecretRef`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError, validators
+
+from crmsync import secrets
+from crmsync.errors import ConfigError
+from crmsync.plugins import PluginRegistry
+
+CONFIG_ENV = "CRMSYNC_CONFIG"
+DEFAULT_CONFIG = "crmsync.toml"
+DEFAULT_STORE = "crmsync.db"
+
+NAME_PATTERN = "^[A-Za-z][A-Za-z0-9_-]*$"
+
+CORE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "store": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "backend": {"enum": ["sqlite"]},
+                "path": {"type": "string", "minLength": 1},
+            },
+        },
+        "connections": {
+            "type": "object",
+            "propertyNames": {"pattern": NAME_PATTERN},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["connector"],
+                "properties": {"connector": {"type": "string", "minLength": 1}},
+            },
+        },
+    },
+}
+
+
+def _secret_keyword(validator: Any, secret: bool, instance: Any, schema: Mapping) -> Iterator:
+    if secret and validator.is_type(instance, "string"):
+        problem = secrets.reference_error(instance)
+        if problem:
+            yield ValidationError(problem)
+
+
+SettingsValidator = validators.extend(Draft202012Validator, {"secret": _secret_keyword})
+
+
+@dataclass
+class ConnectionConfig:
+    name: str
+    connector: str
+    settings: dict[str, Any]  # validated; secret values replaced by SecretRef
+
+
+@dataclass
+class Config:
+    path: Path | None
+    store_path: Path
+    connections: dict[str, ConnectionConfig] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def connection(self, name: str) -> ConnectionConfig:
+        try:
+            return self.connections[name]
+        except KeyError:
+            known = ", ".join(sorted(self.connections)) or "none configured"
+            raise ConfigError(
+                f"no connection named {name!r} (configured: {known})", path="connections"
+            ) from None
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG))
+
+
+def load_config(path: Path | str, registry: PluginRegistry) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found; create one with `crmsync init` "
+            f"or pass --config / set {CONFIG_ENV}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    return parse_config(text, registry, path=path)
+
+
+def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) -> Config:
+    source = str(path) if path else None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=source) from None
+
+    _raise_first(Draft202012Validator(CORE_SCHEMA), raw, "", source)
+
+    base = path.parent if path else Path.cwd()
+    store_path = Path(raw.get("store", {}).get("path", DEFAULT_STORE)).expanduser()
+    if not store_path.is_absolute():
+        store_path = base / store_path
+
+    config = Config(path=path, store_path=store_path, raw=raw)
+    for name, table in raw.get("connections", {}).items():
+        key = f"connections.{name}"
+        connector = registry.connector(table["connector"], key_path=f"{key}.connector")
+        settings = {k: v for k, v in table.items() if k != "connector"}
+        schema = connector.settings_schema()
+        _raise_first(SettingsValidator(schema), settings, key, source, schema=schema)
+        config.connections[name] = ConnectionConfig(
+            name=name, connector=table["connector"], settings=_with_secret_refs(schema, settings, key)
+        )
+    return config
+
+
+# --------------------------------------------------------------------------- error text
+
+
+def _join(prefix: str, parts: Any) -> str:
+    out = prefix
+    for part in parts:
+        out = f"{out}[{part}]" if isinstance(part, int) else (f"{out}.{part}" if out else part)
+    return out
+
+
+def _type_name(value: Any) -> str:
+    for py, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
+                     (str, "a string"), (list, "an array"), (dict, "a table")):
+        if isinstance(value, py):
+            return name
+    return type(value).__name__
+
+
+def _describe(error: ValidationError, prefix: str) -> tuple[str, str]:
+    """(key path, message) for one schema error; never echoes a secret-valued instance."""
+    path = _join(prefix, error.absolute_path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    secret = bool(schema.get("secret"))
+    shown = "<hidden>" if secret else repr(error.instance)
+    v = error.validator
+    if v == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        key = _join(path, [extra[0]]) if extra else path
+        return key, f"unknown key; expected one of: {', '.join(allowed)}"
+    if v == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        return _join(path, [missing]), "required key is missing"
+    if v == "enum":
+        choices = ", ".join(repr(c) for c in error.validator_value)
+        return path, f"expected one of {choices}; got {shown}"
+    if v == "const":
+        return path, f"expected {error.validator_value!r}; got {shown}"
+    if v == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return path, f"expected {expected}, got {_type_name(error.instance)}"
+    if v == "pattern" and error.validator_value == NAME_PATTERN:
+        return path, f"name {shown} must start with a letter and use only letters, digits, - and _"
+    if secret:
+        return path, f"invalid value <hidden> ({v})" if v != "secret" else error.message
+    return path, error.message
+
+
+def _raise_first(
+    validator: Any, instance: Any, prefix: str, source: str | None, schema: Any = None
+) -> None:
+    errors = sorted(
+        validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
+    if not errors:
+        return
+    described = [_describe(e, prefix) for e in errors]
+    path, message = described[0]
+    if len(described) > 1:
+        more = "; ".join(f"{p}: {m}" for p, m in described[1:4])
+        message = f"{message} (also: {more})"
+    raise ConfigError(message, path=path or None, source=source)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def _resolve_ref(root: Mapping, schema: Mapping) -> Mapping:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        node: Any = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        return _resolve_ref(root, node)
+    return schema
+
+
+def _secret_paths(root: Mapping, schema: Any, instance: Any, path: tuple) -> Iterator[tuple]:
+    if not isinstance(schema, Mapping):
+        return
+    schema = _resolve_ref(root, schema)
+    if schema.get("secret") and isinstance(instance, str):
+        yield path
+    if isinstance(instance, Mapping):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in instance.items():
+            sub = props.get(key, extra if isinstance(extra, Mapping) else None)
+            yield from _secret_paths(root, sub, value, (*path, key))
+    if isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
+        for i, item in enumerate(instance):
+            yield from _secret_paths(root, schema["items"], item, (*path, i))
+    for sub in schema.get("allOf", []):
+        yield from _secret_paths(root, sub, instance, path)
+    for key in ("anyOf", "oneOf"):
+        for sub in schema.get(key, []):
+            if SettingsValidator(sub).is_valid(instance):
+                yield from _secret_paths(root, sub, instance, path)
+    if "if" in schema:
+        branch = "then" if SettingsValidator(schema["if"]).is_valid(instance) else "else"
+        yield from _secret_paths(root, schema.get(branch), instance, path)
+
+
+def _with_secret_refs(schema: Mapping, settings: dict, prefix: str) -> dict:
+    out = copy.deepcopy(settings)
+    for path in set(_secret_paths(schema, schema, settings, ())):
+        node = out
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = secrets.make_ref(node[path[-1]], _join(prefix, path))
+    return out

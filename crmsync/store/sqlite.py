@@ -1,0 +1,297 @@
+"""SQLite implementation of :class:`~crmsync.store.base.Store` (WAL, file mode 0600)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from crmsync.errors import StoreError
+from crmsync.hookspecs import PulledRecord
+from crmsync.store.base import (
+    CursorState,
+    MirrorRecord,
+    ModuleCount,
+    PageStats,
+    Run,
+    Store,
+    canonical_json,
+    content_hash,
+)
+from crmsync.store.migrations import MIGRATIONS, SCHEMA_VERSION
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (it holds CRM data)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        try:
+            _create_private(self.path)
+            # SQLite creates the -wal/-shm files with the database file's permissions.
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create store {self.path}: {exc}") from None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {version}, newer than this crmsync "
+                f"understands ({SCHEMA_VERSION}); upgrade crmsync"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            # executescript commits implicitly, so wrap each step explicitly.
+            script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version={number + 1};\nCOMMIT;"
+            try:
+                self._db.executescript(script)
+            except sqlite3.DatabaseError:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, kind: str, connection: str | None, module: str | None) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO runs (kind, connection, module, started_at, status)"
+                " VALUES (?, ?, ?, ?, 'running')",
+                (kind, connection, module, utcnow()),
+            )
+            return int(cur.lastrowid)
+
+    def finish_run(
+        self, run_id: int, status: str, summary: Mapping[str, Any], error: str | None = None
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, summary = ?, error = ? WHERE id = ?",
+                (utcnow(), status, json.dumps(summary, sort_keys=True), error, run_id),
+            )
+
+    def runs(self, limit: int = 20, kind: str | None = None) -> list[Run]:
+        sql = "SELECT * FROM runs"
+        args: list[Any] = []
+        if kind:
+            sql += " WHERE kind = ?"
+            args.append(kind)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        rows = self._db.execute(sql, args).fetchall()
+        return [
+            Run(
+                id=r[0], kind=r[1], connection=r[2], module=r[3], started_at=r[4],
+                finished_at=r[5], status=r[6], summary=json.loads(r[7] or "{}"), error=r[8],
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ cursors
+
+    def cursor(self, connection: str, module: str) -> CursorState | None:
+        row = self._db.execute(
+            "SELECT cursor, updated_at, last_full_pull_at FROM sync_cursors"
+            " WHERE connection = ? AND module = ?",
+            (connection, module),
+        ).fetchone()
+        if row is None:
+            return None
+        return CursorState(connection, module, row[0], row[1], row[2])
+
+    def _set_cursor(
+        self, db: sqlite3.Connection, connection: str, module: str, cursor: str, full_at: str | None
+    ) -> None:
+        db.execute(
+            "INSERT INTO sync_cursors (connection, module, cursor, updated_at, last_full_pull_at)"
+            " VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (connection, module) DO UPDATE SET cursor = excluded.cursor,"
+            " updated_at = excluded.updated_at,"
+            " last_full_pull_at = COALESCE(excluded.last_full_pull_at, last_full_pull_at)",
+            (connection, module, cursor, utcnow(), full_at),
+        )
+
+    # ------------------------------------------------------------------ mirror
+
+    def commit_page(
+        self,
+        connection: str,
+        module: str,
+        run_id: int,
+        records: Sequence[PulledRecord],
+        deleted_ids: Sequence[str] = (),
+        checkpoint: str | None = None,
+    ) -> PageStats:
+        now = utcnow()
+        rows: dict[str, tuple[str | None, str, str]] = {}
+        for rec in records:  # a page may repeat a record: the last copy wins
+            text = canonical_json(rec.data)
+            rows[rec.id] = (rec.modified_at, text, content_hash(text))
+        with self._tx() as db:
+            known = self._known_hashes(db, connection, module, list(rows))
+            new, changed, unchanged = [], [], []
+            for rid, (modified, text, digest) in rows.items():
+                old = known.get(rid)
+                if old is None:
+                    new.append((connection, module, rid, modified, text, digest, now, now, run_id))
+                elif old[0] != digest or old[1] is not None:
+                    changed.append((modified, text, digest, now, run_id, connection, module, rid))
+                else:
+                    unchanged.append((run_id, connection, module, rid))
+            db.executemany(
+                "INSERT INTO mirror (connection, module, record_id, modified_at, data,"
+                " content_hash, first_seen_at, updated_at, seen_run)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                new,
+            )
+            db.executemany(
+                "UPDATE mirror SET modified_at = ?, data = ?, content_hash = ?, updated_at = ?,"
+                " seen_run = ?, crm_deleted_at = NULL"
+                " WHERE connection = ? AND module = ? AND record_id = ?",
+                changed,
+            )
+            db.executemany(
+                "UPDATE mirror SET seen_run = ? WHERE connection = ? AND module = ? AND record_id = ?",
+                unchanged,
+            )
+            deleted = 0
+            if deleted_ids:
+                cur = db.executemany(
+                    "UPDATE mirror SET crm_deleted_at = ? WHERE connection = ? AND module = ?"
+                    " AND record_id = ? AND crm_deleted_at IS NULL",
+                    [(now, connection, module, str(i)) for i in deleted_ids],
+                )
+                deleted = cur.rowcount
+            if checkpoint is not None:
+                self._set_cursor(db, connection, module, checkpoint, None)
+        return PageStats(len(new), len(changed), len(unchanged), deleted)
+
+    @staticmethod
+    def _known_hashes(
+        db: sqlite3.Connection, connection: str, module: str, ids: list[str]
+    ) -> dict[str, tuple[str, str | None]]:
+        known: dict[str, tuple[str, str | None]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rid, digest, deleted in db.execute(
+                "SELECT record_id, content_hash, crm_deleted_at FROM mirror"
+                f" WHERE connection = ? AND module = ? AND record_id IN ({marks})",
+                (connection, module, *chunk),
+            ):
+                known[rid] = (digest, deleted)
+        return known
+
+    def finish_pull(
+        self, connection: str, module: str, run_id: int, *, full: bool, checkpoint: str | None
+    ) -> int:
+        now = utcnow()
+        marked = 0
+        with self._tx() as db:
+            if full:
+                cur = db.execute(
+                    "UPDATE mirror SET crm_deleted_at = ? WHERE connection = ? AND module = ?"
+                    " AND crm_deleted_at IS NULL AND (seen_run IS NULL OR seen_run != ?)",
+                    (now, connection, module, run_id),
+                )
+                marked = cur.rowcount
+            if checkpoint is not None or full:
+                self._set_cursor(db, connection, module, checkpoint, now if full else None)
+        return marked
+
+    def _record(self, row: Sequence[Any]) -> MirrorRecord:
+        return MirrorRecord(
+            connection=row[0], module=row[1], record_id=row[2], modified_at=row[3],
+            status=row[4], data=json.loads(row[5]), content_hash=row[6], crm_deleted_at=row[7],
+        )
+
+    _COLUMNS = (
+        "connection, module, record_id, modified_at, status, data, content_hash, crm_deleted_at"
+    )
+
+    def get_record(self, connection: str, module: str, record_id: str) -> MirrorRecord | None:
+        row = self._db.execute(
+            f"SELECT {self._COLUMNS} FROM mirror"
+            " WHERE connection = ? AND module = ? AND record_id = ?",
+            (connection, module, record_id),
+        ).fetchone()
+        return self._record(row) if row else None
+
+    def iter_records(
+        self, connection: str, module: str, *, include_deleted: bool = False, batch: int = 500
+    ) -> Iterator[MirrorRecord]:
+        # Keyset pages so memory stays bounded and no read transaction is held across yields.
+        last = ""
+        live = "" if include_deleted else " AND crm_deleted_at IS NULL"
+        while True:
+            rows = self._db.execute(
+                f"SELECT {self._COLUMNS} FROM mirror WHERE connection = ? AND module = ?"
+                f" AND record_id > ?{live} ORDER BY record_id LIMIT ?",
+                (connection, module, last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._record(row)
+            last = rows[-1][2]
+
+    def count(self, connection: str, module: str, *, include_deleted: bool = False) -> int:
+        live = "" if include_deleted else " AND crm_deleted_at IS NULL"
+        return self._db.execute(
+            f"SELECT count(*) FROM mirror WHERE connection = ? AND module = ?{live}",
+            (connection, module),
+        ).fetchone()[0]
+
+    def module_counts(self, connection: str | None = None) -> list[ModuleCount]:
+        sql = (
+            "SELECT connection, module, sum(crm_deleted_at IS NULL), sum(crm_deleted_at IS NOT NULL)"
+            " FROM mirror"
+        )
+        args: tuple = ()
+        if connection:
+            sql += " WHERE connection = ?"
+            args = (connection,)
+        sql += " GROUP BY connection, module ORDER BY connection, module"
+        return [ModuleCount(*row) for row in self._db.execute(sql, args)]
