@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import os
+
+# Before anything imports keyring: tests (and their subprocesses) never touch a real keyring.
+os.environ["PYTHON_KEYRING_BACKEND"] = "crmsync.testing.keyring_backend.MemoryKeyring"
+
+import keyring  # noqa: E402
+import pytest  # noqa: E402
+
+from crmsync import plugins  # noqa: E402
+from crmsync.plugins import build_registry  # noqa: E402
+from crmsync.testing.keyring_backend import MemoryKeyring  # noqa: E402
+from tests.fakes import MemoryPlugin  # noqa: E402
+
+keyring.set_keyring(MemoryKeyring())
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch):
+    for var in (plugins.DISABLE_ENV, plugins.LOAD_ENV, "CRMSYNC_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    plugins.reset_registry()
+    MemoryKeyring.clear()
+    yield
+    plugins.reset_registry()
+
+
+@pytest.fixture
+def memory_plugin() -> MemoryPlugin:
+    return MemoryPlugin()
+
+
+@pytest.fixture
+def registry(memory_plugin: MemoryPlugin):
+    """Installed plugins plus the in-memory test connector."""
+    return build_registry(extra_plugins=[("memory", memory_plugin)])
