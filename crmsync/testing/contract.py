@@ -1,0 +1,292 @@
+"""The connector contract suite: what every connector, ours or third-party, must do.
+
+A connector author runs it against their own live test server (a fake of their CRM's API on
+127.0.0.1). Subclass :class:`ConnectorContract` in a test module and provide a ``harness``
+fixture returning a :class:`ContractHarness`::
+
+    from crmsync.testing.contract import ConnectorContract
+
+    class TestAcmeContract(ConnectorContract):
+        @pytest.fixture
+        def harness(self):
+            with AcmeFakeServer(records=250) as server:
+                yield AcmeHarness(server)
+
+pytest then collects every ``test_*`` method below for your connector. The harness is the only
+thing you write: how to open your connector against your server, and how to make the server
+change records, fail requests and report what it received.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from crmsync.errors import AuthError, ConnectorError
+from crmsync.hookspecs import (
+    Connector,
+    ConnectorSession,
+    Limits,
+    Page,
+    RecordResult,
+    StatusChange,
+)
+
+
+class ContractHarness(Protocol):
+    """How the suite drives a connector and the test server behind it."""
+
+    connector: Connector
+    module: str  # a module with a modified time that supports archive/restore/purge
+    secret_values: list[str]  # every secret the settings resolve to (must never leak)
+
+    def settings(self) -> Mapping[str, Any]:
+        """Validated settings for ``connector.open`` (secret values as SecretRef)."""
+
+    def bad_auth_settings(self) -> Mapping[str, Any]:
+        """Settings whose credentials the server refuses."""
+
+    def ids(self) -> set[str]:
+        """The ids of every live record of ``module`` on the server."""
+
+    def touch(self, count: int) -> list[str]:
+        """Modify ``count`` records server-side (as a CRM user would); return their ids."""
+
+    def status(self, record_id: str) -> str | None:
+        """The record's lifecycle status on the server (None if it no longer exists)."""
+
+    def fail_next(self, status: int, count: int, retry_after: float | None = None) -> None:
+        """Make the next ``count`` API requests fail with HTTP ``status``."""
+
+    def reject_writes(self, ids: list[str]) -> None:
+        """Make writes to these records fail per record (the rest of the batch succeeds)."""
+
+    def write_counts(self) -> dict[str, int]:
+        """How many times each record id was written."""
+
+    def max_in_flight(self) -> int:
+        """The most API requests the server saw at the same time."""
+
+    def max_batch(self) -> int:
+        """The largest write batch the server received."""
+
+    def requests(self) -> int:
+        """API requests received so far (retries included)."""
+
+
+def _drain(session: ConnectorSession, module: str, since: str | None = None) -> list[Page]:
+    return list(session.pull(module, since=since))
+
+
+def _final_checkpoint(pages: list[Page]) -> str | None:
+    checkpoint = None
+    for page in pages:
+        checkpoint = page.checkpoint or checkpoint
+    return checkpoint
+
+
+class ConnectorContract:
+    """Subclass in a test module and provide a ``harness`` fixture (see module docstring)."""
+
+    @pytest.fixture
+    def session(self, harness: ContractHarness) -> Iterator[ConnectorSession]:
+        session = harness.connector.open("contract", harness.settings())
+        try:
+            yield session
+        finally:
+            session.close()
+
+    # ------------------------------------------------------------------ description
+
+    def test_connector_describes_itself(self, harness: ContractHarness) -> None:
+        connector = harness.connector
+        assert isinstance(connector, Connector)
+        assert connector.name and connector.name.isidentifier()
+        assert connector.description
+        schema = connector.settings_schema()
+        Draft202012Validator.check_schema(schema)
+        documented = {s.name for s in connector.settings()}
+        assert set(schema.get("properties", {})) <= documented | {"connector"}, (
+            "every top-level setting must be documented by settings()"
+        )
+
+    def test_session_satisfies_the_protocol_and_declares_limits(
+        self, session: ConnectorSession
+    ) -> None:
+        assert isinstance(session, ConnectorSession)
+        limits = session.limits()
+        assert isinstance(limits, Limits)
+        assert limits.page_size >= 1 and limits.batch_size >= 1 and limits.concurrency >= 1
+
+    def test_check_reaches_the_server(self, session: ConnectorSession) -> None:
+        assert isinstance(session.check(), str)
+
+    def test_modules_are_listed_with_id_and_modified_fields(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        modules = {m.name: m for m in session.list_modules()}
+        assert harness.module in modules
+        assert modules[harness.module].id_field
+        assert modules[harness.module].modified_field
+
+    # ------------------------------------------------------------------ pull
+
+    def test_full_pull_returns_every_record_exactly_once(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        pages = _drain(session, harness.module)
+        ids = [r.id for p in pages for r in p.records]
+        assert len(ids) == len(set(ids)), "a record was returned twice"
+        assert set(ids) == harness.ids()
+        assert [p.number for p in pages] == list(range(1, len(pages) + 1))
+        page_size = session.limits().page_size
+        assert all(len(p.records) <= page_size for p in pages)
+        assert len(pages) <= math.ceil(len(ids) / page_size) + 1
+        assert all(isinstance(r.id, str) and r.id for p in pages for r in p.records)
+        assert _final_checkpoint(pages) is not None, "the final page must carry a checkpoint"
+
+    def test_modified_times_are_normalised_utc(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        page = next(iter(session.pull(harness.module)))
+        for rec in page.records:
+            assert rec.modified_at is None or rec.modified_at.endswith("Z"), rec.modified_at
+
+    def test_incremental_pull_returns_what_changed(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        checkpoint = _final_checkpoint(_drain(session, harness.module))
+        changed = harness.touch(7)
+        pages = _drain(session, harness.module, since=checkpoint)
+        got = {r.id for p in pages for r in p.records}
+        assert set(changed) <= got
+        # an inclusive lower bound may re-read boundary records, never the whole module
+        assert len(got) <= len(changed) + session.limits().page_size
+        assert _final_checkpoint(pages) is not None
+
+    def test_incremental_pull_with_nothing_new_is_cheap(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        checkpoint = _final_checkpoint(_drain(session, harness.module))
+        before = harness.requests()
+        pages = _drain(session, harness.module, since=checkpoint)
+        assert harness.requests() - before <= 2
+        assert sum(len(p.records) for p in pages) <= session.limits().page_size
+
+    def test_resuming_from_any_checkpoint_skips_nothing(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        seen: set[str] = set()
+        checkpoint = None
+        for page in session.pull(harness.module):
+            seen.update(r.id for r in page.records)
+            if page.checkpoint is not None and page.number >= 2:
+                checkpoint = page.checkpoint
+                break  # "crash" after a committed page that carried a checkpoint
+        if checkpoint is None:
+            pytest.skip("connector sets checkpoints only on the final page")
+        rest = {r.id for p in _drain(session, harness.module, since=checkpoint) for r in p.records}
+        assert seen | rest == harness.ids()
+
+    def test_transient_server_errors_are_retried(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        harness.fail_next(503, 2)
+        ids = {r.id for p in _drain(session, harness.module) for r in p.records}
+        assert ids == harness.ids()
+
+    def test_rate_limit_responses_are_retried(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        harness.fail_next(429, 1, retry_after=0)
+        ids = {r.id for p in _drain(session, harness.module) for r in p.records}
+        assert ids == harness.ids()
+
+    def test_concurrency_never_exceeds_the_declared_limit(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        _drain(session, harness.module)
+        assert harness.max_in_flight() <= session.limits().concurrency
+
+    def test_refused_credentials_raise_auth_error_without_leaking_secrets(
+        self, harness: ContractHarness
+    ) -> None:
+        session = harness.connector.open("contract", harness.bad_auth_settings())
+        try:
+            with pytest.raises(AuthError) as err:
+                _drain(session, harness.module)
+        finally:
+            session.close()
+        for secret in harness.secret_values:
+            assert secret not in str(err.value) and secret not in repr(err.value)
+
+    # ------------------------------------------------------------------ push / delete
+
+    def _push(
+        self, session: ConnectorSession, module: str, ids: list[str], action: str
+    ) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        batch = session.limits().batch_size
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            results += session.push(module, [StatusChange(i, action) for i in chunk])
+        return results
+
+    def test_push_returns_one_result_per_record_with_partial_failures(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        ids = sorted(harness.ids())[:12]
+        harness.reject_writes(ids[:2])
+        results = self._push(session, harness.module, ids, "archive")
+        assert sorted(r.record_id for r in results) == sorted(ids)
+        by_id = {r.record_id: r for r in results}
+        assert not by_id[ids[0]].ok and by_id[ids[0]].error
+        assert not by_id[ids[1]].ok
+        assert all(by_id[i].ok for i in ids[2:])
+        assert harness.status(ids[0]) != "archived"
+        assert all(harness.status(i) == "archived" for i in ids[2:])
+
+    def test_push_writes_each_record_once_and_respects_batch_size(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        ids = sorted(harness.ids())[: session.limits().batch_size * 2 + 3]
+        results = self._push(session, harness.module, ids, "archive")
+        assert all(r.ok for r in results)
+        counts = harness.write_counts()
+        assert all(counts.get(i, 0) == 1 for i in ids)
+        assert harness.max_batch() <= session.limits().batch_size
+
+    def test_restore_undoes_archive(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        ids = sorted(harness.ids())[:3]
+        self._push(session, harness.module, ids, "archive")
+        results = self._push(session, harness.module, ids, "restore")
+        assert all(r.ok for r in results)
+        assert all(harness.status(i) not in ("archived", "voided") for i in ids)
+
+    def test_push_of_unknown_record_is_a_failed_result_not_an_exception(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        results = session.push(harness.module, [StatusChange("999999999999", "archive")])
+        assert len(results) == 1 and not results[0].ok
+
+    def test_unsupported_action_is_refused_clearly(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        with pytest.raises(ConnectorError):
+            session.push(harness.module, [StatusChange(next(iter(harness.ids())), "teleport")])
+
+    def test_delete_removes_records_and_reports_each(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        ids = sorted(harness.ids())[:3]
+        results = session.delete(harness.module, [*ids, "999999999999"])
+        by_id = {r.record_id: r for r in results}
+        assert len(results) == 4
+        assert all(by_id[i].ok for i in ids) and not by_id["999999999999"].ok
+        assert not set(ids) & harness.ids()
