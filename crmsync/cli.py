@@ -61,7 +61,11 @@ pass_app = click.make_pass_decorator(AppContext)
 @click.group(cls=CrmsyncGroup)
 @click.version_option(__version__, prog_name="crmsync")
 @click.option(
-    "-c", "--config", "config_path", type=click.Path(path_type=Path), envvar=CONFIG_ENV,
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar=CONFIG_ENV,
     help=f"Config file (default: ./crmsync.toml, or ${CONFIG_ENV}).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
@@ -106,8 +110,13 @@ def plugins(app: AppContext, as_json: bool) -> None:
         None,
         ("plugin", "package", "version", "status", "hooks"),
         [
-            (p.name, p.package, p.version, p.status if not p.error else f"{p.status}: {p.error}",
-             ", ".join(p.hooks))
+            (
+                p.name,
+                p.package,
+                p.version,
+                p.status if not p.error else f"{p.status}: {p.error}",
+                ", ".join(p.hooks),
+            )
             for p in reg.plugins
         ],
     )
@@ -117,8 +126,13 @@ def plugins(app: AppContext, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--path", "target", type=click.Path(path_type=Path), default=None,
-              help="Where to write (default: the --config path or ./crmsync.toml).")
+@click.option(
+    "--path",
+    "target",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write (default: the --config path or ./crmsync.toml).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @pass_app
 def init(app: AppContext, target: Path | None, force: bool) -> None:
@@ -175,8 +189,9 @@ def check(app: AppContext, connection: str | None, as_json: bool) -> None:
 @click.option("--full", is_flag=True, help="Pull everything, not just changes since last time.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_app
-def pull(app: AppContext, connection: str | None, modules: Sequence[str], full: bool,
-         as_json: bool) -> None:
+def pull(
+    app: AppContext, connection: str | None, modules: Sequence[str], full: bool, as_json: bool
+) -> None:
     """Pull records into the local mirror (incremental from the stored cursor by default)."""
     from crmsync.connections import open_session
     from crmsync.pull import pull_connection
@@ -196,14 +211,17 @@ def pull(app: AppContext, connection: str | None, modules: Sequence[str], full: 
         for name in names:
             session = open_session(config, app.registry, name)
             try:
-                summaries.append(pull_connection(
-                    session, store, name, modules=modules or None, full=full, progress=progress
-                ))
+                summaries.append(
+                    pull_connection(
+                        session, store, name, modules=modules or None, full=full, progress=progress
+                    )
+                )
             finally:
                 session.close()
     if as_json:
-        print_json([s.as_dict() for s in summaries] if len(summaries) > 1
-                   else summaries[0].as_dict())
+        print_json(
+            [s.as_dict() for s in summaries] if len(summaries) > 1 else summaries[0].as_dict()
+        )
     elif sys.stdout.isatty():
         for s in summaries:
             print_table(f"pulled {s.connection}", PULL_HEADERS, pull_rows(s.modules))
@@ -218,17 +236,24 @@ def status(app: AppContext, as_json: bool) -> None:
         rows = []
         for mc in store.module_counts():
             cur = store.cursor(mc.connection, mc.module)
-            rows.append({
-                "connection": mc.connection, "module": mc.module, "records": mc.live,
-                "deleted_in_crm": mc.deleted_in_crm,
-                "cursor": cur.cursor if cur else None,
-                "last_full_pull_at": cur.last_full_pull_at if cur else None,
-            })
+            rows.append(
+                {
+                    "connection": mc.connection,
+                    "module": mc.module,
+                    "records": mc.live,
+                    "deleted_in_crm": mc.deleted_in_crm,
+                    "cursor": cur.cursor if cur else None,
+                    "last_full_pull_at": cur.last_full_pull_at if cur else None,
+                }
+            )
     if as_json:
         print_json(rows)
     else:
-        print_table(None, ("connection", "module", "records", "deleted in CRM", "cursor",
-                           "last full pull"), [list(r.values()) for r in rows])
+        print_table(
+            None,
+            ("connection", "module", "records", "deleted in CRM", "cursor", "last full pull"),
+            [list(r.values()) for r in rows],
+        )
 
 
 @cli.command()
@@ -242,10 +267,23 @@ def runs(app: AppContext, limit: int, as_json: bool) -> None:
     if as_json:
         print_json([vars(r) for r in items])
         return
-    print_table(None, ("id", "kind", "connection", "module", "started", "status", "records",
-                       "error"),
-                [(r.id, r.kind, r.connection, r.module, r.started_at, r.status,
-                  r.summary.get("records"), r.error) for r in items])
+    print_table(
+        None,
+        ("id", "kind", "connection", "module", "started", "status", "records", "error"),
+        [
+            (
+                r.id,
+                r.kind,
+                r.connection,
+                r.module,
+                r.started_at,
+                r.status,
+                r.summary.get("records"),
+                r.error,
+            )
+            for r in items
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- sandbox, demo
@@ -254,8 +292,12 @@ def runs(app: AppContext, limit: int, as_json: bool) -> None:
 @cli.command()
 @click.option("--records", default=2000, show_default=True, help="Sandbox size.")
 @click.option("--seed", default=42, show_default=True, help="Sandbox data seed.")
-@click.option("--keep", type=click.Path(path_type=Path), default=None,
-              help="Keep the demo's config and store in this directory.")
+@click.option(
+    "--keep",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Keep the demo's config and store in this directory.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def demo(records: int, seed: int, keep: Path | None, as_json: bool) -> None:
     """Start the bundled sandbox CRM, pull it into a fresh mirror, and show what happened."""

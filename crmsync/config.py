@@ -128,7 +128,9 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
         schema = connector.settings_schema()
         _raise_first(SettingsValidator(schema), settings, key, source, schema=schema)
         config.connections[name] = ConnectionConfig(
-            name=name, connector=table["connector"], settings=_with_secret_refs(schema, settings, key)
+            name=name,
+            connector=table["connector"],
+            settings=_with_secret_refs(schema, settings, key),
         )
     return config
 
@@ -144,8 +146,14 @@ def _join(prefix: str, parts: Any) -> str:
 
 
 def _type_name(value: Any) -> str:
-    for py, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
-                     (str, "a string"), (list, "an array"), (dict, "a table")):
+    for py, name in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "a table"),
+    ):
         if isinstance(value, py):
             return name
     return type(value).__name__
@@ -186,7 +194,8 @@ def _raise_first(
     validator: Any, instance: Any, prefix: str, source: str | None, schema: Any = None
 ) -> None:
     errors = sorted(
-        validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+        validator.iter_errors(instance),
+        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
     )
     if not errors:
         return

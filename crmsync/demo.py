@@ -29,8 +29,7 @@ def demo_config_text(api_url: str) -> str:
 
     return (
         "# Written by `crmsync demo`: the bundled sandbox CRM, pulled through the REST connector.\n"
-        '[store]\npath = "crmsync.db"\n\n'
-        + sandbox_connection_toml(api_url, f"env:{TOKEN_ENV}")
+        '[store]\npath = "crmsync.db"\n\n' + sandbox_connection_toml(api_url, f"env:{TOKEN_ENV}")
     )
 
 
@@ -80,8 +79,15 @@ def run_demo(*, records: int, seed: int, keep: Path | None, as_json: bool) -> di
         samples = []
         for rec in store.iter_records("sandbox", "Leads", batch=50):
             d = rec.data
-            samples.append([rec.record_id, d.get("full_name"), d.get("company"),
-                            d.get("lead_status"), rec.modified_at])
+            samples.append(
+                [
+                    rec.record_id,
+                    d.get("full_name"),
+                    d.get("company"),
+                    d.get("lead_status"),
+                    rec.modified_at,
+                ]
+            )
             if len(samples) == 6:
                 break
         result = {
@@ -93,8 +99,11 @@ def run_demo(*, records: int, seed: int, keep: Path | None, as_json: bool) -> di
         if as_json:
             print_json(result)
             return result
-        print_table("a few leads from the local mirror", ("id", "name", "company", "status",
-                                                          "modified"), samples)
+        print_table(
+            "a few leads from the local mirror",
+            ("id", "name", "company", "status", "modified"),
+            samples,
+        )
         total_first = first.total("api_calls")
         total_second = second.total("api_calls")
         click.echo(
@@ -102,7 +111,9 @@ def run_demo(*, records: int, seed: int, keep: Path | None, as_json: bool) -> di
             f"second pull: {second.total('records')} records in {total_second} API calls."
         )
         if keep:
-            click.echo(f"config and mirror kept in {workdir} (the sandbox has stopped); try\n"
-                       f"  crmsync -c {config_path} status")
+            click.echo(
+                f"config and mirror kept in {workdir} (the sandbox has stopped); try\n"
+                f"  crmsync -c {config_path} status"
+            )
         click.echo("next: `crmsync init` writes a config of your own; `crmsync --help` lists all.")
         return result

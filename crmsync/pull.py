@@ -139,10 +139,16 @@ def pull_module(
                 if not isinstance(rec.id, str) or not rec.id:
                     raise BadResponseError(
                         f"a record has no usable id ({module.id_field!r}: {rec.id!r})",
-                        connection=connection, module=module.name, page=page.number,
+                        connection=connection,
+                        module=module.name,
+                        page=page.number,
                     )
             stats = store.commit_page(
-                connection, module.name, result.run_id, page.records, page.deleted_ids,
+                connection,
+                module.name,
+                result.run_id,
+                page.records,
+                page.deleted_ids,
                 page.checkpoint,
             )
             if page.checkpoint is not None:

@@ -30,9 +30,7 @@ def reference_error(value: object) -> str | None:
     if is_reference(value):
         return None
     if isinstance(value, str) and value.startswith(("env:", "keyring:")):
-        return (
-            "malformed secret reference: expected `env:VAR_NAME` or `keyring:SERVICE/NAME`"
-        )
+        return "malformed secret reference: expected `env:VAR_NAME` or `keyring:SERVICE/NAME`"
     return (
         "a literal secret is not allowed in the config file (it would end up in backups, "
         "diffs and screenshots); store it in the keyring and write `keyring:SERVICE/NAME`, "

@@ -82,17 +82,36 @@ class RichPullProgress:
 
     def module_finished(self, pull: ModulePull) -> None:
         task = self._tasks[pull.module]
-        self.progress.update(task, completed=pull.records, total=pull.records or 1,
-                             calls=pull.api_calls)
+        self.progress.update(
+            task, completed=pull.records, total=pull.records or 1, calls=pull.api_calls
+        )
 
 
 def pull_rows(modules: Sequence[ModulePull]) -> list[list[Any]]:
     return [
-        [m.module, m.mode, m.records, m.new, m.changed, m.deleted, m.pages, m.api_calls,
-         f"{m.seconds:.2f}"]
+        [
+            m.module,
+            m.mode,
+            m.records,
+            m.new,
+            m.changed,
+            m.deleted,
+            m.pages,
+            m.api_calls,
+            f"{m.seconds:.2f}",
+        ]
         for m in modules
     ]
 
 
-PULL_HEADERS = ("module", "mode", "records", "new", "changed", "deleted", "pages", "api calls",
-                "seconds")
+PULL_HEADERS = (
+    "module",
+    "mode",
+    "records",
+    "new",
+    "changed",
+    "deleted",
+    "pages",
+    "api calls",
+    "seconds",
+)

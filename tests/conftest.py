@@ -5,13 +5,13 @@ import os
 # Before anything imports keyring: tests (and their subprocesses) never touch a real keyring.
 os.environ["PYTHON_KEYRING_BACKEND"] = "crmsync.testing.keyring_backend.MemoryKeyring"
 
-import keyring  # noqa: E402
-import pytest  # noqa: E402
+import keyring
+import pytest
 
-from crmsync import plugins  # noqa: E402
-from crmsync.plugins import build_registry  # noqa: E402
-from crmsync.testing.keyring_backend import MemoryKeyring  # noqa: E402
-from tests.fakes import MemoryPlugin  # noqa: E402
+from crmsync import plugins
+from crmsync.plugins import build_registry
+from crmsync.testing.keyring_backend import MemoryKeyring
+from tests.fakes import MemoryPlugin
 
 keyring.set_keyring(MemoryKeyring())
 

@@ -58,7 +58,7 @@ class MemoryCRM:
         self.fail_with: Exception | None = None
         self.blank_id_on_page: int | None = None
         self.calls = 0
-        for i in range(n):
+        for _ in range(n):
             self.add()
 
     def tick(self) -> str:
@@ -100,9 +100,7 @@ class MemorySession:
         if since is not None:
             rows = [r for r in rows if r["modified"] >= since]
         high = since
-        number = 0
-        for start in range(0, max(len(rows), 1), self.page_size):
-            number += 1
+        for number, start in enumerate(range(0, max(len(rows), 1), self.page_size), 1):
             self.crm.calls += 1
             if self.crm.fail_on_page == number:
                 raise self.crm.fail_with or ConnectorError("boom")

@@ -111,9 +111,7 @@ def test_record_without_id_is_refused_and_its_page_not_committed(crm, store, ses
     assert store.count("mem", "Things") == 10
 
 
-def test_unexpected_connector_exception_is_reported_by_location_not_by_content(
-    crm, store, session
-):
+def test_unexpected_connector_exception_is_reported_by_location_not_by_content(crm, store, session):
     crm.fail_on_page = 2
     crm.fail_with = RuntimeError("token=abc123 leaked")
     with pytest.raises(ConnectorError) as err:
@@ -124,7 +122,7 @@ def test_unexpected_connector_exception_is_reported_by_location_not_by_content(
 
 
 def test_unknown_module_is_a_usage_error(crm, store, session):
-    with pytest.raises(ConfigError, match="unknown module 'Nope'.*available: Static, Things"):
+    with pytest.raises(ConfigError, match=r"unknown module 'Nope'.*available: Static, Things"):
         pull_connection(session, store, "mem", modules=["Nope"])
 
 

@@ -81,7 +81,10 @@ class SQLiteStore(Store):
             )
         for number in range(version, SCHEMA_VERSION):
             # executescript commits implicitly, so wrap each step explicitly.
-            script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version={number + 1};\nCOMMIT;"
+            script = (
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\n"
+                f"PRAGMA user_version={number + 1};\nCOMMIT;"
+            )
             try:
                 self._db.executescript(script)
             except sqlite3.DatabaseError:
@@ -123,8 +126,15 @@ class SQLiteStore(Store):
         rows = self._db.execute(sql, args).fetchall()
         return [
             Run(
-                id=r[0], kind=r[1], connection=r[2], module=r[3], started_at=r[4],
-                finished_at=r[5], status=r[6], summary=json.loads(r[7] or "{}"), error=r[8],
+                id=r[0],
+                kind=r[1],
+                connection=r[2],
+                module=r[3],
+                started_at=r[4],
+                finished_at=r[5],
+                status=r[6],
+                summary=json.loads(r[7] or "{}"),
+                error=r[8],
             )
             for r in rows
         ]
@@ -193,7 +203,8 @@ class SQLiteStore(Store):
                 changed,
             )
             db.executemany(
-                "UPDATE mirror SET seen_run = ? WHERE connection = ? AND module = ? AND record_id = ?",
+                "UPDATE mirror SET seen_run = ?"
+                " WHERE connection = ? AND module = ? AND record_id = ?",
                 unchanged,
             )
             deleted = 0
@@ -243,8 +254,14 @@ class SQLiteStore(Store):
 
     def _record(self, row: Sequence[Any]) -> MirrorRecord:
         return MirrorRecord(
-            connection=row[0], module=row[1], record_id=row[2], modified_at=row[3],
-            status=row[4], data=json.loads(row[5]), content_hash=row[6], crm_deleted_at=row[7],
+            connection=row[0],
+            module=row[1],
+            record_id=row[2],
+            modified_at=row[3],
+            status=row[4],
+            data=json.loads(row[5]),
+            content_hash=row[6],
+            crm_deleted_at=row[7],
         )
 
     _COLUMNS = (
@@ -286,8 +303,8 @@ class SQLiteStore(Store):
 
     def module_counts(self, connection: str | None = None) -> list[ModuleCount]:
         sql = (
-            "SELECT connection, module, sum(crm_deleted_at IS NULL), sum(crm_deleted_at IS NOT NULL)"
-            " FROM mirror"
+            "SELECT connection, module, sum(crm_deleted_at IS NULL),"
+            " sum(crm_deleted_at IS NOT NULL) FROM mirror"
         )
         args: tuple = ()
         if connection:
