@@ -53,7 +53,9 @@ __all__ = [
     "HttpClient",
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
+    "error_code",
     "json_body",
+    "parse_retry_after",
     "redact_url",
 ]
 
@@ -100,7 +102,7 @@ def _host(url: str) -> str:
     return (parts.hostname or "?") + (f":{parts.port}" if parts.port else "")
 
 
-def _error_code(body: Any) -> str | None:
+def error_code(body: Any) -> str | None:
     """The CRM's error code from a JSON error body, in the shapes CRMs commonly use."""
     if not isinstance(body, dict):
         return None
@@ -425,7 +427,7 @@ class HttpClient:
             raise UnreachableError(f"could not reach {_host(url)}: {exc.why} (after {tries})")
         status = exc.response.status_code
         what = "rate limited (HTTP 429)" if status == 429 else f"HTTP {status}"
-        code = _error_code(self._maybe_json(exc.response))
+        code = error_code(self._maybe_json(exc.response))
         detail = f" {code}" if code and code != str(status) else ""
         raise ConnectorError(
             f"{method} {_where(url)} failed: {what}{detail} after {tries}", status=status
@@ -439,7 +441,7 @@ class HttpClient:
             return None
 
     def _auth_error(self, response: requests.Response) -> AuthError:
-        code = _error_code(self._maybe_json(response))
+        code = error_code(self._maybe_json(response))
         verb = "rejected the credentials" if response.status_code == 401 else "denied access"
         detail = f" ({code})" if code else ""
         hint = (
@@ -455,7 +457,7 @@ class HttpClient:
 
     def _status_error(self, method: str, url: str, response: requests.Response) -> ConnectorError:
         status = response.status_code
-        code = _error_code(self._maybe_json(response))
+        code = error_code(self._maybe_json(response))
         excerpt = (response.text or "")[:_EXCERPT].replace("\n", " ")
         detail = f" {code}" if code else ""
         return ConnectorError(
