@@ -401,7 +401,7 @@ def test_pages_are_fetched_concurrently_and_yielded_in_order(connector):
         s = settings_for(srv.url, concurrency=4)
         s["incremental"] = {"param": "modified_since"}  # unsorted: id order
         pages = drain(connector.open("crm", s))
-    assert srv.max_in_flight == 4
+    assert 1 < srv.max_in_flight <= 4  # overlapped, never above the limit
     assert [p.number for p in pages] == list(range(1, 9))
     assert [int(i) for i in ids_of(pages)] == list(range(1000, 1400))  # strictly in order
     assert list_calls(srv) == 8
