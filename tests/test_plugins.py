@@ -37,7 +37,7 @@ def site(tmp_path, monkeypatch):
     """A directory on sys.path holding fake installed distributions."""
 
     def install(dist: str, version: str, entry_points: dict[str, str], modules: dict[str, str]):
-        info = tmp_path / f"{dist}-{version}.dist-info"
+        info = tmp_path / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
         eps = "\n".join(f"{k} = {v}" for k, v in entry_points.items())

@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from crmsync_connectors.rest import RestConnector
-from crmsync_connectors.rest.templates import TemplateError, render
 from jsonschema import Draft202012Validator
 
 from crmsync.errors import (
@@ -29,6 +27,8 @@ from crmsync.errors import (
 )
 from crmsync.hookspecs import Connector, ConnectorSession, SecretRef, StatusChange
 from crmsync.sandbox.connection import sandbox_connection_settings, sandbox_connection_toml
+from crmsync_connectors.rest import RestConnector
+from crmsync_connectors.rest.templates import TemplateError, render
 from tests.http_fakes import FakeServer, FakeSleep, Reply, Request, closed_port_url
 
 TOKEN = "fake-crm-token-XYZ"

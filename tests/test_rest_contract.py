@@ -6,12 +6,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from crmsync_connectors.rest import RestConnector
 
 from crmsync.hookspecs import SecretRef
 from crmsync.sandbox import SandboxCRM
 from crmsync.sandbox.connection import sandbox_connection_settings
 from crmsync.testing.contract import ConnectorContract
+from crmsync_connectors.rest import RestConnector
 from tests.http_fakes import FakeSleep
 
 

@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crmsync_connectors.rest.templates import placeholders
-
 from crmsync.errors import ConfigError
 from crmsync.hookspecs import ACTIONS, SecretRef
 from crmsync.http import (
@@ -25,6 +23,7 @@ from crmsync.http import (
     OAuth2ClientCredentials,
     OAuth2RefreshToken,
 )
+from crmsync_connectors.rest.templates import placeholders
 
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_BATCH_SIZE = 100

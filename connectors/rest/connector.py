@@ -15,12 +15,6 @@ from datetime import datetime
 from typing import Any
 
 import requests
-from crmsync_connectors.rest.config import ModuleConfig, RestSettings, build_auth, parse_settings
-from crmsync_connectors.rest.operations import Writer
-from crmsync_connectors.rest.paginators import PageRequest, Paginator, make_paginator
-from crmsync_connectors.rest.schema import SETTINGS, SETTINGS_SCHEMA
-from crmsync_connectors.rest.templates import lookup_from, render
-from crmsync_connectors.rest.values import format_cursor, get_path, iso_z, parse_time
 
 from crmsync.errors import BadResponseError, ConnectorError
 from crmsync.hookspecs import (
@@ -34,6 +28,12 @@ from crmsync.hookspecs import (
     StatusChange,
 )
 from crmsync.http import HttpClient, json_body, redact_url
+from crmsync_connectors.rest.config import ModuleConfig, RestSettings, build_auth, parse_settings
+from crmsync_connectors.rest.operations import Writer
+from crmsync_connectors.rest.paginators import PageRequest, Paginator, make_paginator
+from crmsync_connectors.rest.schema import SETTINGS, SETTINGS_SCHEMA
+from crmsync_connectors.rest.templates import lookup_from, render
+from crmsync_connectors.rest.values import format_cursor, get_path, iso_z, parse_time
 
 log = logging.getLogger(__name__)
 

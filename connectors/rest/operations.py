@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
-from crmsync_connectors.rest.config import ModuleConfig, OperationConfig
-from crmsync_connectors.rest.templates import TemplateError, lookup_from, render
-from crmsync_connectors.rest.values import get_path, iso_z, parse_time
 
 from crmsync.errors import BadResponseError, ConnectorError
 from crmsync.hookspecs import RecordResult, StatusChange
 from crmsync.http import HttpClient, error_code, json_body
+from crmsync_connectors.rest.config import ModuleConfig, OperationConfig
+from crmsync_connectors.rest.templates import TemplateError, lookup_from, render
+from crmsync_connectors.rest.values import get_path, iso_z, parse_time
 
 _Indexed = list[tuple[int, StatusChange]]
 

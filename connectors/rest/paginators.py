@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urljoin
 
 import requests
-from crmsync_connectors.rest.values import get_path
 
 from crmsync.errors import BadResponseError
+from crmsync_connectors.rest.values import get_path
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from crmsync_connectors.rest.connector import RestConnector
-
 from crmsync.hookspecs import Connector, hookimpl
+from crmsync_connectors.rest.connector import RestConnector
 
 
 @hookimpl
