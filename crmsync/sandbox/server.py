@@ -29,7 +29,7 @@ from crmsync.sandbox.auth import SandboxAuth
 from crmsync.sandbox.clock import SandboxClock
 from crmsync.sandbox.data import MODULE_FIELDS, MODULES, STATUSES, RecordGenerator, split_sizes
 from crmsync.sandbox.faults import FAULT_KEYS, Faults
-from crmsync.sandbox.store import RecordStore, dumps
+from crmsync.sandbox.store import RecordStore, encode
 
 API_PREFIX = "/api/v1/"
 MAX_PAGE_SIZE = 1000
@@ -50,7 +50,7 @@ class ApiError(Exception):
         self.message = message
 
     def body(self) -> bytes:
-        return dumps({"error": {"code": self.code, "message": self.message}}).encode()
+        return encode({"error": {"code": self.code, "message": self.message}})
 
 
 # --------------------------------------------------------------------------- stats
@@ -493,17 +493,23 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n)
 
     def _send(self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
+        """Write the whole response with one send: a header write then a body write would
+        cost a second syscall and, with small bodies, a delayed-ACK stall."""
+        self.log_request(status)
+        reason = self.responses.get(status, ("",))[0]
+        lines = [
+            f"{self.protocol_version} {status} {reason}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in headers)
         if status != 204:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
+            lines.append("Content-Type: application/json; charset=utf-8")
+            lines.append(f"Content-Length: {len(body)}")
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if status != 204 and self.command != "HEAD":
-            self.wfile.write(body)
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head if status == 204 or self.command == "HEAD" else head + body)
 
     # ----------------------------------------------------------------------- OAuth
 
@@ -512,7 +518,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(405, "METHOD_NOT_ALLOWED", "POST /oauth/token")
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         status, answer = crm.auth.issue(form, self.headers)
-        return status, dumps(answer).encode(), (("Cache-Control", "no-store"),)
+        return status, encode(answer), (("Cache-Control", "no-store"),)
 
     # ----------------------------------------------------------------------- control
 
@@ -526,7 +532,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as err:
             self._send(400, ApiError(400, "BAD_REQUEST", str(err)).body())
             return
-        self._send(200, dumps(result).encode())
+        self._send(200, encode(result))
 
 
 def _control(crm: SandboxCRM, method: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -660,7 +666,7 @@ class _Api:
             }
             for m in MODULES
         ]
-        return 200, dumps({"modules": modules}).encode(), ()
+        return 200, encode({"modules": modules}), ()
 
     def _list(self, module: str, path: str, deleted: bool) -> tuple[int, bytes, tuple]:
         q = self.query
@@ -709,12 +715,12 @@ class _Api:
             after=after,
             offset=offset or 0,
         )
-        texts = rows.texts
-        if texts and not deleted and self.crm.faults.take_omit_id():
-            k = len(texts) // 2
-            broken = json.loads(texts[k])
+        bodies = rows.bodies
+        if bodies and not deleted and self.crm.faults.take_omit_id():
+            k = len(bodies) // 2
+            broken = json.loads(bodies[k])
             broken.pop("id", None)
-            texts = [*texts[:k], dumps(broken), *texts[k + 1 :]]
+            bodies = [*bodies[:k], encode(broken), *bodies[k + 1 :]]
         next_cursor = None
         next_url = None
         if rows.has_more and rows.last_key is not None:
@@ -733,18 +739,20 @@ class _Api:
             "offset": offset,
             "next_cursor": next_cursor,
         }
-        self.crm.stats_.served(len(texts))
-        body = (
-            '{"data":['
-            + ",".join(texts)
-            + '],"meta":'
-            + dumps(meta)
-            + ',"links":'
-            + dumps({"next": next_url})
-            + "}"
+        self.crm.stats_.served(len(bodies))
+        body = b"".join(
+            (
+                b'{"data":[',
+                b",".join(bodies),
+                b'],"meta":',
+                encode(meta),
+                b',"links":',
+                encode({"next": next_url}),
+                b"}",
+            )
         )
         headers = (("Link", f'<{next_url}>; rel="next"'),) if next_url else ()
-        return 200, body.encode(), headers
+        return 200, body, headers
 
     def _next_url(self, path: str, step: dict[str, str]) -> str:
         """The same request with the next page's parameter; never carries ``api_key`` (a
@@ -759,17 +767,17 @@ class _Api:
 
     def _get(self, module: str, rid: str) -> tuple[int, bytes, tuple]:
         i = _int_id(rid)
-        text = self.store.get_text(module, i) if i is not None else None
-        if text is None:
+        body = self.store.get_body(module, i) if i is not None else None
+        if body is None:
             raise ApiError(404, "NOT_FOUND", f"{module} {rid} not found")
-        return 200, ('{"data":' + text + "}").encode(), ()
+        return 200, b'{"data":' + body + b"}", ()
 
     # ----------------------------------------------------------------------- writing
 
     def _write(self, module: str, rid: object, fields: Mapping[str, Any]) -> tuple[dict, str]:
         """Write one record: (record, "") on success, (None, error code) otherwise."""
         i = _int_id(rid)
-        if i is None or self.store.get_text(module, i) is None:
+        if i is None or self.store.get_body(module, i) is None:
             return {}, "NOT_FOUND"
         if "status" in fields and fields["status"] not in STATUSES:
             return {}, "INVALID_STATUS"
@@ -787,7 +795,7 @@ class _Api:
         if error:
             status = {"NOT_FOUND": 404, "INVALID_STATUS": 400, "WRITE_REJECTED": 422}[error]
             raise ApiError(status, error, f"{module} {rid}: {error}")
-        return 200, dumps({"data": record}).encode(), ()
+        return 200, encode({"data": record}), ()
 
     def _batch(self, module: str) -> tuple[int, bytes, tuple]:
         items = self._batch_items("records")
@@ -804,11 +812,11 @@ class _Api:
                 results.append(
                     {"id": record["id"], "ok": True, "modified_at": record["modified_at"]}
                 )
-        return 200, dumps({"results": results}).encode(), ()
+        return 200, encode({"results": results}), ()
 
     def _delete_one(self, module: str, rid: object) -> str:
         i = _int_id(rid)
-        if i is None or self.store.get_text(module, i) is None:
+        if i is None or self.store.get_body(module, i) is None:
             return "NOT_FOUND"
         if self.crm.faults.rejects(str(i)):
             return "WRITE_REJECTED"
@@ -832,7 +840,7 @@ class _Api:
                 results.append({"id": str(rid), "ok": False, "error": error})
             else:
                 results.append({"id": str(rid), "ok": True})
-        return 200, dumps({"results": results}).encode(), ()
+        return 200, encode({"results": results}), ()
 
     def _batch_items(self, key: str) -> list[Any]:
         items = _json_object(self.body).get(key)

@@ -1,9 +1,10 @@
 """SQLite storage of the sandbox CRM's records.
 
-Records are kept as their JSON text (so a list response is the stored texts joined, never
-re-serialised) beside the few columns queries need: the numeric id, modified_at and status.
-Deleted records move to a tombstone table. Each module has its own pair of tables, so every
-listing is a plain range scan of one index: keyset pages cost O(page) at any depth.
+Records are kept as their UTF-8 JSON bytes (so a list response is the stored bodies joined,
+never decoded or re-serialised) beside the few columns queries need: the numeric id,
+modified_at and status. Deleted records move to a tombstone table. Each module has its own
+pair of tables, so every listing is a plain range scan of one index: keyset pages cost O(page)
+at any depth.
 
 One connection, shared by the server's threads and serialised by a lock: SQLite is fast enough
 that the lock is never what limits the sandbox, and it keeps the semantics trivially atomic.
@@ -28,15 +29,18 @@ _CHUNK = 5000
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-# The one JSON encoding the sandbox stores and serves: compact, UTF-8, not \\u-escaped.
-dumps = _ENCODER.encode
+
+
+def encode(obj: Any) -> bytes:
+    """``obj`` as the JSON the sandbox stores and sends: compact UTF-8, not \\u-escaped."""
+    return _ENCODER.encode(obj).encode()
 
 
 @dataclass(frozen=True)
 class PageRows:
-    """One page read from a table: the JSON texts, and the key after the last one."""
+    """One page read from a table: the JSON bodies, and the key after the last one."""
 
-    texts: list[str]
+    bodies: list[bytes]
     has_more: bool
     last_key: tuple[str, int] | None  # (timestamp, id) of the last row, None if empty
 
@@ -65,11 +69,11 @@ class RecordStore:
         for module in MODULES:
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {_live(module)} (id INTEGER PRIMARY KEY, "
-                "ts TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL)"
+                "ts TEXT NOT NULL, status TEXT NOT NULL, body BLOB NOT NULL)"
             )
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {_dead(module)} (id INTEGER PRIMARY KEY, "
-                "ts TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL)"
+                "ts TEXT NOT NULL, status TEXT NOT NULL, body BLOB NOT NULL)"
             )
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS duplicates (module TEXT NOT NULL, id INTEGER NOT NULL, "
@@ -91,13 +95,13 @@ class RecordStore:
                 self._db.execute(f"DROP INDEX IF EXISTS {_live(module)}_ts")
             self._db.execute("BEGIN")
             try:
-                rows: dict[str, list[tuple[int, str, str, str]]] = {}
+                rows: dict[str, list[tuple[int, str, str, bytes]]] = {}
                 dups: list[tuple[str, int, int]] = []
                 for rec in records:
                     data = rec.data
                     bucket = rows.setdefault(rec.module, [])
                     bucket.append(
-                        (int(data["id"]), data["modified_at"], data["status"], dumps(data))
+                        (int(data["id"]), data["modified_at"], data["status"], encode(data))
                     )
                     if rec.duplicate_of is not None:
                         dups.append((rec.module, int(data["id"]), int(rec.duplicate_of)))
@@ -122,7 +126,7 @@ class RecordStore:
             self._db.execute("ANALYZE")
         return loaded
 
-    def _insert(self, module: str, rows: list[tuple[int, str, str, str]]) -> int:
+    def _insert(self, module: str, rows: list[tuple[int, str, str, bytes]]) -> int:
         self._db.executemany(f"INSERT INTO {_live(module)} VALUES (?, ?, ?, ?)", rows)
         return len(rows)
 
@@ -185,7 +189,7 @@ class RecordStore:
             self._total_cache[key] = (self._versions[module], n)
             return n
 
-    def get_text(self, module: str, record_id: int) -> str | None:
+    def get_body(self, module: str, record_id: int) -> bytes | None:
         with self._lock:
             row = self._db.execute(
                 f"SELECT body FROM {_live(module)} WHERE id = ?", (record_id,)
@@ -193,8 +197,8 @@ class RecordStore:
         return row[0] if row else None
 
     def get(self, module: str, record_id: int) -> dict | None:
-        text = self.get_text(module, record_id)
-        return json.loads(text) if text is not None else None
+        body = self.get_body(module, record_id)
+        return json.loads(body) if body is not None else None
 
     def count(self, module: str) -> int:
         """Live records of ``module``."""
@@ -236,7 +240,7 @@ class RecordStore:
             record["modified_at"] = now
             self._db.execute(
                 f"UPDATE {_live(module)} SET ts = ?, status = ?, body = ? WHERE id = ?",
-                (now, record["status"], dumps(record), record_id),
+                (now, record["status"], encode(record), record_id),
             )
             self._versions[module] += 1
             return record
@@ -250,7 +254,7 @@ class RecordStore:
             if row is None:
                 return False
             self._db.execute(f"DELETE FROM {_live(module)} WHERE id = ?", (record_id,))
-            tomb = dumps({"id": str(record_id), "deleted_at": now})
+            tomb = encode({"id": str(record_id), "deleted_at": now})
             self._db.execute(
                 f"INSERT OR REPLACE INTO {_dead(module)} VALUES (?, ?, ?, ?)",
                 (record_id, now, row[0], tomb),
