@@ -14,6 +14,7 @@ import contextlib
 import json
 import random
 import socket
+import socketserver
 import sys
 import threading
 import traceback
@@ -151,7 +152,7 @@ class SandboxCRM:
             self.clock, token, client_id, client_secret, refresh_token, token_ttl
         )
         self.faults = Faults(seed)
-        self.stats_ = Stats()
+        self.request_stats = Stats()  # the counters behind stats()
         self.store = RecordStore(db_path)
         try:
             self.store.load(RecordGenerator(seed, sizes, self.clock.start))
@@ -288,15 +289,15 @@ class SandboxCRM:
         return done
 
     def stats(self) -> dict[str, Any]:
-        snap = self.stats_.snapshot()
+        snap = self.request_stats.snapshot()
         snap["now"] = self.clock.iso()
         return snap
 
     def reset_stats(self) -> None:
-        self.stats_.reset()
+        self.request_stats.reset()
 
     def write_count(self, module: str, record_id: str) -> int:
-        return self.stats_.write_count(self._module(module), str(record_id))
+        return self.request_stats.write_count(self._module(module), str(record_id))
 
     # ----------------------------------------------------------------------- inspection
 
@@ -354,6 +355,13 @@ class _Server(ThreadingHTTPServer):
         self._conns: set[socket.socket] = set()
         self._handlers: set[threading.Thread] = set()
         super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN (a DNS lookup, slow on some hosts);
+        # the sandbox never uses it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
@@ -440,7 +448,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, ApiError(404, "NOT_FOUND", f"no route {path}").body())
             return
         route = _route_template(self.command, path)
-        stats = crm.stats_
+        stats = crm.request_stats
         stats.enter(route)
         status: int | str = "dropped"
         try:
@@ -739,7 +747,7 @@ class _Api:
             "offset": offset,
             "next_cursor": next_cursor,
         }
-        self.crm.stats_.served(len(bodies))
+        self.crm.request_stats.served(len(bodies))
         body = b"".join(
             (
                 b'{"data":[',
@@ -787,7 +795,7 @@ class _Api:
         record = self.store.update(module, i, changes, self.crm.clock.iso())
         if record is None:  # deleted meanwhile
             return {}, "NOT_FOUND"
-        self.crm.stats_.wrote(module, str(i))
+        self.crm.request_stats.wrote(module, str(i))
         return record, ""
 
     def _patch(self, module: str, rid: str) -> tuple[int, bytes, tuple]:
@@ -822,7 +830,7 @@ class _Api:
             return "WRITE_REJECTED"
         if not self.store.delete(module, i, self.crm.clock.iso()):
             return "NOT_FOUND"
-        self.crm.stats_.wrote(module, str(i))
+        self.crm.request_stats.wrote(module, str(i))
         return ""
 
     def _delete(self, module: str, rid: str) -> tuple[int, bytes, tuple]:
@@ -846,7 +854,7 @@ class _Api:
         items = _json_object(self.body).get(key)
         if not isinstance(items, list):
             raise ApiError(400, "INVALID_BODY", f"the body must be {{{key!r}: [...]}}")
-        self.crm.stats_.batch(len(items))
+        self.crm.request_stats.batch(len(items))
         if len(items) > MAX_BATCH:
             raise ApiError(400, "LIMIT_EXCEEDED", f"at most {MAX_BATCH} per batch")
         return items

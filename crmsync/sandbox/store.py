@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import sqlite3
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +61,8 @@ class RecordStore:
             path = os.path.join(self._tmpdir, "sandbox.db")
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Frees the connection and the temporary file even if close() is never called.
+        self._finalizer = weakref.finalize(self, _release, self._db, self._tmpdir)
         for pragma in (
             "journal_mode=OFF",  # a sandbox: nothing to recover after a crash
             "synchronous=OFF",
@@ -266,12 +270,13 @@ class RecordStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
-        if self._tmpdir is not None:
-            for name in os.listdir(self._tmpdir):
-                os.unlink(os.path.join(self._tmpdir, name))
-            os.rmdir(self._tmpdir)
-            self._tmpdir = None
+            self._finalizer()
+
+
+def _release(db: sqlite3.Connection, tmpdir: str | None) -> None:
+    db.close()
+    if tmpdir is not None:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _live(module: str) -> str:
