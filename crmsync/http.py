@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import requests
 import tenacity
 from requests.adapters import HTTPAdapter
@@ -118,8 +119,9 @@ def error_code(body: Any) -> str | None:
 def json_body(response: requests.Response, context: Mapping[str, Any] | None = None) -> Any:
     """The decoded JSON body; :class:`BadResponseError` ("malformed JSON ...") otherwise."""
     try:
-        return response.json()
-    except ValueError as exc:
+        # orjson: the mirror's hot path parses every page; it is several times faster than json.
+        return orjson.loads(response.content)
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError, with .pos
         reason = f"{type(exc).__name__} at char {getattr(exc, 'pos', '?')}"
     err = BadResponseError(
         f"malformed JSON from {_where(response.url or '')} (HTTP {response.status_code}, "

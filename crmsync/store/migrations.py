@@ -21,8 +21,6 @@ MIGRATIONS: list[str] = [
         crm_deleted_at TEXT,
         PRIMARY KEY (connection, module, record_id)
     );
-    CREATE INDEX mirror_modified ON mirror (connection, module, modified_at);
-    CREATE INDEX mirror_status ON mirror (connection, module, status);
 
     CREATE TABLE sync_cursors (
         connection        TEXT NOT NULL,
