@@ -47,7 +47,7 @@ def run_demo(*, records: int, seed: int, keep: Path | None, as_json: bool) -> di
         say(f"starting the sandbox CRM with {records} records (seed {seed})...")
         sandbox = SandboxCRM(records=records, seed=seed)
         sandbox.start()
-        stack.callback(sandbox.stop)
+        stack.callback(sandbox.close)
         os.environ[TOKEN_ENV] = sandbox.token
         say(f"sandbox listening on {sandbox.base_url}")
 

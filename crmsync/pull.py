@@ -22,6 +22,9 @@ INCREMENTAL = "incremental"
 FULL_NO_MODIFIED = "full (module has no modified time)"
 FULL_FIRST = "full (first pull)"
 
+# Records committed per store transaction. Memory is bounded by this batch (a few pages).
+COMMIT_EVERY = 2000
+
 
 @dataclass
 class ModulePull:
@@ -41,10 +44,10 @@ class ModulePull:
     status: str = "running"
     error: str | None = None
 
-    def add(self, page: Page, stats: PageStats) -> None:
-        self.pages += 1
-        self.records += len(page.records)
-        self.api_calls += page.api_calls
+    def add(self, pages: Sequence[Page], stats: PageStats) -> None:
+        self.pages += len(pages)
+        self.records += sum(len(p.records) for p in pages)
+        self.api_calls += sum(p.api_calls for p in pages)
         self.new += stats.new
         self.changed += stats.changed
         self.unchanged += stats.unchanged
@@ -115,6 +118,7 @@ def pull_module(
     *,
     full: bool = False,
     progress: PullProgress | None = None,
+    commit_every: int = COMMIT_EVERY,
 ) -> ModulePull:
     progress = progress or _Silent()
     state = store.cursor(connection, module.name)
@@ -132,6 +136,7 @@ def pull_module(
     progress.module_started(result)
     started = time.perf_counter()
     page_number: int | None = None
+    batch = _Batch(store, connection, module.name, result, progress)
     try:
         for page in session.pull(module.name, since=since):
             page_number = page.number
@@ -143,28 +148,22 @@ def pull_module(
                         module=module.name,
                         page=page.number,
                     )
-            stats = store.commit_page(
-                connection,
-                module.name,
-                result.run_id,
-                page.records,
-                page.deleted_ids,
-                page.checkpoint,
-            )
-            if page.checkpoint is not None:
-                result.cursor = page.checkpoint
-            result.add(page, stats)
-            progress.page_committed(result, page)
+            batch.add(page)
+            if batch.size >= commit_every:
+                batch.commit()
+        batch.commit()
         result.deleted += store.finish_pull(
             connection, module.name, result.run_id, full=since is None, checkpoint=result.cursor
         )
         result.status = "ok"
     except CrmsyncError as exc:
+        batch.salvage()
         if isinstance(exc, ConnectorError):  # the page being fetched: one past the last committed
             exc.located(connection=connection, module=module.name, page=(page_number or 0) + 1)
         _fail(store, result, started, str(exc))
         raise
     except Exception as exc:
+        batch.salvage()
         # A connector bug: say where, without dumping its internals (they may hold secrets).
         message = f"connector failed unexpectedly: {type(exc).__name__}"
         _fail(store, result, started, message)
@@ -175,6 +174,55 @@ def pull_module(
     store.finish_run(result.run_id, "ok", _summary(result))
     progress.module_finished(result)
     return result
+
+
+class _Batch:
+    """Pages received but not yet committed; committed together (one transaction per batch
+    instead of per page: the commit is a large share of a page's cost)."""
+
+    def __init__(
+        self,
+        store: Store,
+        connection: str,
+        module: str,
+        result: ModulePull,
+        progress: PullProgress,
+    ):
+        self.store, self.connection, self.module = store, connection, module
+        self.result, self.progress = result, progress
+        self.pages: list[Page] = []
+        self.size = 0
+        self.failed = False
+
+    def add(self, page: Page) -> None:
+        self.pages.append(page)
+        self.size += len(page.records)
+
+    def commit(self) -> None:
+        if not self.pages:
+            return
+        pages = self.pages
+        records = pages[0].records if len(pages) == 1 else [r for p in pages for r in p.records]
+        deleted = [i for p in pages for i in p.deleted_ids]
+        checkpoint = next((p.checkpoint for p in reversed(pages) if p.checkpoint), None)
+        try:
+            stats = self.store.commit_page(
+                self.connection, self.module, self.result.run_id, records, deleted, checkpoint
+            )
+        except BaseException:
+            self.failed = True
+            raise
+        if checkpoint is not None:
+            self.result.cursor = checkpoint
+        self.result.add(pages, stats)
+        self.pages, self.size = [], 0
+        for page in pages:
+            self.progress.page_committed(self.result, page)
+
+    def salvage(self) -> None:
+        """After a failure elsewhere, keep the complete pages already received."""
+        if not self.failed:
+            self.commit()
 
 
 def _summary(result: ModulePull) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from crmsync_connectors.rest.operations import Writer
 from crmsync_connectors.rest.paginators import PageRequest, Paginator, make_paginator
 from crmsync_connectors.rest.schema import SETTINGS, SETTINGS_SCHEMA
 from crmsync_connectors.rest.templates import lookup_from, render
-from crmsync_connectors.rest.values import format_cursor, get_path, iso_z, parse_time
+from crmsync_connectors.rest.values import format_cursor, get_path, iso_z, normalised, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ class RestSession:
                         f"record {rid}: cannot read {m.modified_field!r} as {m.modified_format}"
                     ) from None
                 newest = moment if newest is None or moment > newest else newest
-                modified = iso_z(moment)
+                modified = normalised(item[m.modified_field], moment)
             records.append(PulledRecord(id=str(rid), data=item, modified_at=modified))
         return records, newest
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,17 @@ def parse_time(value: Any, fmt: str) -> datetime:
     parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
     # A time without zone is taken as UTC (the usual API convention).
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+# Already in iso_z's output form: keep the string (strftime costs more than the rest of a record).
+_ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!0{6})\d{6})?Z")
+
+
+def normalised(value: Any, moment: datetime) -> str:
+    """``value`` if it already is iso_z(moment)'s text, else iso_z(moment)."""
+    if isinstance(value, str) and _ISO_Z.fullmatch(value):
+        return value
+    return iso_z(moment)
 
 
 def iso_z(moment: datetime) -> str:

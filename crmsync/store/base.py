@@ -31,6 +31,15 @@ def canonical_json(data: Mapping[str, Any]) -> str:
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def canonical_record(data: Mapping[str, Any]) -> tuple[str, str]:
+    """(canonical JSON text, its SHA-256 hex digest), hashing orjson's bytes directly."""
+    try:
+        raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        raw = canonical_json(data).encode("utf-8")
+    return raw.decode("utf-8"), hashlib.sha256(raw).hexdigest()
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -21,8 +21,7 @@ from crmsync.store.base import (
     PageStats,
     Run,
     Store,
-    canonical_json,
-    content_hash,
+    canonical_record,
 )
 from crmsync.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -177,8 +176,7 @@ class SQLiteStore(Store):
         now = utcnow()
         rows: dict[str, tuple[str | None, str, str]] = {}
         for rec in records:  # a page may repeat a record: the last copy wins
-            text = canonical_json(rec.data)
-            rows[rec.id] = (rec.modified_at, text, content_hash(text))
+            rows[rec.id] = (rec.modified_at, *canonical_record(rec.data))
         with self._tx() as db:
             known = self._known_hashes(db, connection, module, list(rows))
             new, changed, unchanged = [], [], []
