@@ -171,3 +171,15 @@ def test_unknown_connection_name_lists_configured(registry):
     config = parse_config(GOOD, registry)
     with pytest.raises(ConfigError, match="configured: sales"):
         config.connection("marketing")
+
+
+def test_example_config_is_valid_as_shipped():
+    from pathlib import Path
+
+    from crmsync.plugins import build_registry
+
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    config = load_config(example, build_registry())
+    assert set(config.connections) == {"sandbox", "helpdesk"}
+    secret = config.connection("helpdesk").settings["auth"]["refresh_token"]
+    assert isinstance(secret, SecretRef) and secret.ref == "env:HELPDESK_REFRESH_TOKEN"
