@@ -12,8 +12,8 @@ is crmsync's own. Figures printed:
 - baseline: the same pages fetched with plain ``requests`` in this process (no mirror), and the
   ratio crmsync/baseline (what the mirror, validation and progress cost);
 - with --latency-ms: efficiency against the bound concurrency * page_size / latency;
-- incremental pull after --changed-percent of records changed: API calls against
-  sum(ceil(changed_module/page_size) + 1).
+- incremental pull after --changed-percent of records changed: list calls against
+  sum(ceil(changed_module/page_size) + 1), and the deleted-records calls (one per module).
 """
 
 from __future__ import annotations
@@ -153,11 +153,15 @@ def main() -> None:
                         f"{base_url}/_sandbox/touch", json={"module": module, "count": k}
                     )
                     changed[module] = len(r.json()["ids"])
+                requests.post(f"{base_url}/_sandbox/stats/reset")
                 started = time.perf_counter()
                 inc = pull_connection(session, store, "sandbox")
+                routes = requests.get(f"{base_url}/_sandbox/stats").json()["by_route"]
                 figures.update(
                     changed=sum(changed.values()),
                     incremental_calls=inc.total("api_calls"),
+                    incremental_list_calls=routes.get("GET /api/v1/{module}", 0),
+                    incremental_deleted_calls=routes.get("GET /api/v1/{module}/deleted", 0),
                     incremental_calls_bound=sum(
                         math.ceil(c / args.page_size) + 1 for c in changed.values()
                     ),
@@ -191,6 +195,8 @@ def main() -> None:
         "efficiency_vs_bound",
         "changed",
         "incremental_calls",
+        "incremental_list_calls",
+        "incremental_deleted_calls",
         "incremental_calls_bound",
         "incremental_seconds",
     ):
