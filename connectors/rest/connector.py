@@ -213,8 +213,11 @@ class RestSession:
         fetch: Callable[[PageRequest], _Fetched],
         page: Callable[[_Fetched, bool], Page],
     ) -> Iterator[Page]:
-        """Pages 2..n fetched concurrently (at most ``concurrency`` in flight or waiting),
-        yielded strictly in order, so memory stays bounded by a few pages."""
+        """Pages 2..n fetched concurrently, yielded strictly in order.
+
+        ``concurrency`` requests are in flight and as many more are queued behind them, so the
+        workers keep fetching while the consumer commits a page; memory stays bounded by
+        2 x concurrency pages."""
         total = first.total or 0
         served = len(first.records)
         if 0 < served < paginator.page_size and served < total:
@@ -230,15 +233,16 @@ class RestSession:
         if count <= 1:
             yield from self._sequential(paginator, first, fetch, page)
             return
-        yield page(first, False)
         width = self.settings.concurrency
+        window = 2 * width
         pending: deque[Future[_Fetched]] = deque()
         next_index = 1
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"crmsync-{m.name}") as pool:
             try:
-                while next_index < count and len(pending) < width:
+                while next_index < count and len(pending) < window:
                     pending.append(pool.submit(fetch, paginator.nth(next_index)))
                     next_index += 1
+                yield page(first, False)
                 while pending:
                     fetched = pending.popleft().result()
                     if next_index < count:
