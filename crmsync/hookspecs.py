@@ -94,7 +94,9 @@ class ModuleInfo:
 
 @dataclass(frozen=True)
 class PulledRecord:
-    """One record as pulled. ``modified_at`` is normalised ISO-8601 UTC (``...Z``) or None."""
+    """One record as pulled. ``modified_at`` is ISO-8601 UTC ending in ``Z``, with or without
+    microseconds (``2024-05-01T12:00:00Z``, ``...00.250000Z``), or None. The two forms do not
+    sort together as text: compare them as times."""
 
     id: str
     data: Mapping[str, Any]
