@@ -196,14 +196,24 @@ class RestSession:
         fetch: Callable[[PageRequest], _Fetched],
         page: Callable[[_Fetched, bool], Page],
     ) -> Iterator[Page]:
-        while True:
-            following = paginator.next(
-                fetched.request, fetched.response, fetched.body, len(fetched.records)
-            )
-            yield page(fetched, following is None)
-            if following is None:
-                return
-            fetched = fetch(following)
+        # The next request depends only on this response, so it is sent before this page is
+        # handed over: the network works while the engine commits. At most two pages in memory.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsync-next") as pool:
+            ahead: Future[_Fetched] | None = None
+            try:
+                while True:
+                    following = paginator.next(
+                        fetched.request, fetched.response, fetched.body, len(fetched.records)
+                    )
+                    ahead = pool.submit(fetch, following) if following is not None else None
+                    yield page(fetched, following is None)
+                    if ahead is None:
+                        return
+                    fetched = ahead.result()
+                    ahead = None
+            finally:
+                if ahead is not None:
+                    ahead.cancel()
 
     def _parallel(
         self,
