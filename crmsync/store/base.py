@@ -1,8 +1,10 @@
 """The store interface. SQLite implements it today; a server database can implement it later.
 
 Everything crmsync remembers goes through this: the mirror of CRM records, per-(connection,
-module) sync cursors, and runs. Each mutating call is one transaction: a page of records and the
-cursor that comes with it commit together or not at all.
+module) sync cursors, runs, and the audit log. Each mutating call is one transaction: a page of
+records and the cursor that comes with it commit together or not at all. Writes that must commit
+together across kinds (mirror statuses and the audit entries describing them) go through
+:meth:`Store.transaction`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from crmsync.audit.model import AuditEntry, AuditQuery, AuditRecord
 from crmsync.hookspecs import PulledRecord
 
 
@@ -94,6 +98,30 @@ class ModuleCount:
     deleted_in_crm: int
 
 
+class StoreTransaction(ABC):
+    """One write transaction, from :meth:`Store.transaction`. Everything done through it
+    commits together when the ``with`` block ends, or not at all if it raises. Add methods
+    here (not raw SQL in callers) when another kind of write must join the transaction, e.g.
+    the apply engine's per-batch checkpoint."""
+
+    @abstractmethod
+    def append_audit(self, entries: Iterable[AuditEntry]) -> list[AuditRecord]:
+        """Seal ``entries`` onto the chain head, in order; returns them as stored."""
+
+    @abstractmethod
+    def set_status(
+        self,
+        connection: str,
+        module: str,
+        record_id: str,
+        status: str,
+        *,
+        expected: str | None = None,
+    ) -> bool:
+        """Set a mirrored record's lifecycle status. With ``expected``, only if the current
+        status is that (compare-and-set). Returns whether a row changed."""
+
+
 class Store(ABC):
     """Local state. Implementations must make each method below atomic."""
 
@@ -147,6 +175,36 @@ class Store(ABC):
 
     @abstractmethod
     def module_counts(self, connection: str | None = None) -> list[ModuleCount]: ...
+
+    # -- transactions and the audit log (append-only: there is no update or delete API)
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[StoreTransaction]:
+        """A write transaction (exclusive of other writers, in every process) for changes that
+        must commit together. Not reentrant: nesting raises StoreError."""
+
+    def append_audit(self, entries: Iterable[AuditEntry]) -> list[AuditRecord]:
+        """Append entries in a transaction of their own (events with no state change)."""
+        with self.transaction() as tx:
+            return tx.append_audit(entries)
+
+    @abstractmethod
+    def audit_head(self) -> AuditRecord | None:
+        """The last entry (highest seq), or None when the log is empty."""
+
+    @abstractmethod
+    def iter_audit(self, *, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditRecord]:
+        """Every entry with seq > ``after_seq`` in seq order, read in batches (bounded
+        memory, no read transaction held between batches)."""
+
+    @abstractmethod
+    def find_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Entries matching ``query``: the newest ``query.limit``, in seq order."""
+
+    @abstractmethod
+    def redact_audit_record(self, record_id: str, connection: str | None = None) -> int:
+        """Erase ``record_id`` from the audit log (an erasure request), keeping the entries
+        and the chain intact: the hash covers the id's digest, which stays. Returns how many
+        entries were redacted."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -43,6 +43,62 @@ MIGRATIONS: list[str] = [
         error       TEXT
     );
     """,
+    # 2: the hash-chained audit log (crmsync.audit documents the entry format).
+    # seq is assigned by crmsync inside BEGIN IMMEDIATE (head + 1), never by AUTOINCREMENT, so
+    # concurrent writers cannot fork the chain. The hash covers record_ref (a digest of
+    # record_id), not record_id itself: the id can be redacted later without breaking the
+    # chain, and verify checks that a present record_id matches its record_ref.
+    """
+    CREATE TABLE audit_log (
+        seq           INTEGER PRIMARY KEY,
+        v             INTEGER NOT NULL,
+        time          TEXT NOT NULL,
+        operator      TEXT NOT NULL,
+        action        TEXT NOT NULL,
+        connection    TEXT,
+        module        TEXT,
+        record_id     TEXT,
+        record_ref    TEXT,
+        before_status TEXT,
+        after_status  TEXT,
+        plan_id       TEXT,
+        run_id        INTEGER,
+        snapshot_id   TEXT,
+        policy        TEXT,
+        outcome       TEXT NOT NULL,
+        detail        TEXT NOT NULL,
+        prev_hash     TEXT NOT NULL,
+        hash          TEXT NOT NULL
+    );
+
+    CREATE INDEX audit_log_record ON audit_log (record_ref) WHERE record_ref IS NOT NULL;
+    CREATE INDEX audit_log_plan ON audit_log (plan_id) WHERE plan_id IS NOT NULL;
+
+    -- Append-only through crmsync: accidental edits fail loudly. Whoever holds the file can
+    -- drop these triggers; `crmsync audit verify` is what detects that kind of edit.
+    -- The one permitted update is redaction: record_id set to NULL, every other column kept.
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    WHEN NOT (
+        NEW.record_id IS NULL AND OLD.record_id IS NOT NULL
+        AND NEW.seq IS OLD.seq AND NEW.v IS OLD.v AND NEW.time IS OLD.time
+        AND NEW.operator IS OLD.operator AND NEW.action IS OLD.action
+        AND NEW.connection IS OLD.connection AND NEW.module IS OLD.module
+        AND NEW.record_ref IS OLD.record_ref AND NEW.before_status IS OLD.before_status
+        AND NEW.after_status IS OLD.after_status AND NEW.plan_id IS OLD.plan_id
+        AND NEW.run_id IS OLD.run_id AND NEW.snapshot_id IS OLD.snapshot_id
+        AND NEW.policy IS OLD.policy AND NEW.outcome IS OLD.outcome
+        AND NEW.detail IS OLD.detail AND NEW.prev_hash IS OLD.prev_hash
+        AND NEW.hash IS OLD.hash
+    )
+    BEGIN
+        SELECT RAISE(ABORT, 'audit_log is append-only');
+    END;
+
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN
+        SELECT RAISE(ABORT, 'audit_log is append-only');
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,12 +6,23 @@ import json
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crmsync.audit.model import (
+    FIELDS as AUDIT_FIELDS,
+)
+from crmsync.audit.model import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditQuery,
+    AuditRecord,
+    record_ref,
+    seal,
+)
 from crmsync.errors import StoreError
 from crmsync.hookspecs import PulledRecord
 from crmsync.store.base import (
@@ -21,6 +32,7 @@ from crmsync.store.base import (
     PageStats,
     Run,
     Store,
+    StoreTransaction,
     canonical_record,
 )
 from crmsync.store.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -38,6 +50,65 @@ def _create_private(path: Path) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         os.chmod(path, 0o600)
+
+
+_AUDIT_COLUMNS = ", ".join(AUDIT_FIELDS)
+_AUDIT_INSERT = (
+    f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * len(AUDIT_FIELDS))})"
+)
+
+
+class SQLiteTransaction(StoreTransaction):
+    """The handle :meth:`SQLiteStore.transaction` yields; dead once the block ends."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db: sqlite3.Connection | None = db
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("this store transaction has already ended")
+        return self._db
+
+    def append_audit(self, entries: Iterable[AuditEntry]) -> list[AuditRecord]:
+        db = self._conn()
+        # Read the head inside the transaction: BEGIN IMMEDIATE holds the write lock, so no
+        # other process can append between this read and our insert (no forked chain).
+        head = db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = head if head else (0, GENESIS_HASH)
+        now = utcnow()
+        sealed = []
+        for entry in entries:
+            seq += 1
+            record = seal(entry, seq=seq, time=now, prev_hash=prev)
+            prev = record.hash
+            sealed.append(record)
+        db.executemany(
+            _AUDIT_INSERT, [tuple(getattr(r, name) for name in AUDIT_FIELDS) for r in sealed]
+        )
+        return sealed
+
+    def set_status(
+        self,
+        connection: str,
+        module: str,
+        record_id: str,
+        status: str,
+        *,
+        expected: str | None = None,
+    ) -> bool:
+        sql = (
+            "UPDATE mirror SET status = ?, updated_at = ?"
+            " WHERE connection = ? AND module = ? AND record_id = ?"
+        )
+        args: list[Any] = [status, utcnow(), connection, module, record_id]
+        if expected is not None:
+            sql += " AND status = ?"
+            args.append(expected)
+        return self._conn().execute(sql, args).rowcount > 0
+
+
+def _audit_record(row: Sequence[Any]) -> AuditRecord:
+    return AuditRecord(*row)
 
 
 class SQLiteStore(Store):
@@ -93,6 +164,85 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        if self._db.in_transaction:
+            raise StoreError("a store transaction is already open (they do not nest)")
+        with self._tx() as db:
+            tx = SQLiteTransaction(db)
+            try:
+                yield tx
+            finally:
+                tx._db = None
+
+    # ------------------------------------------------------------------ audit
+
+    def audit_head(self) -> AuditRecord | None:
+        row = self._db.execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return _audit_record(row) if row else None
+
+    def iter_audit(self, *, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditRecord]:
+        last = after_seq
+        while True:
+            rows = self._db.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _audit_record(row)
+            last = rows[-1][0]
+
+    def find_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.record_id is not None:
+            # By digest, so entries whose id was redacted are still found.
+            where.append("record_ref = ?")
+            args.append(record_ref(query.record_id))
+        for column in (
+            "connection",
+            "module",
+            "policy",
+            "plan_id",
+            "run_id",
+            "action",
+            "operator",
+            "outcome",
+        ):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.since is not None:
+            where.append("time >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("time < ?")
+            args.append(query.until)
+        sql = f"SELECT {_AUDIT_COLUMNS} FROM audit_log"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            args.append(query.limit)
+        rows = self._db.execute(sql, args).fetchall()
+        return [_audit_record(row) for row in reversed(rows)]
+
+    def redact_audit_record(self, record_id: str, connection: str | None = None) -> int:
+        # The migration's trigger allows exactly this update (record_id -> NULL, all else kept).
+        sql = "UPDATE audit_log SET record_id = NULL WHERE record_ref = ? AND record_id = ?"
+        args: list[Any] = [record_ref(record_id), record_id]
+        if connection is not None:
+            sql += " AND connection = ?"
+            args.append(connection)
+        with self._tx() as db:
+            return db.execute(sql, args).rowcount
 
     # ------------------------------------------------------------------ runs
 
