@@ -247,6 +247,13 @@ class HttpClient:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.concurrency, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # With trust_env, requests re-reads proxy and CA-bundle variables and stats ~/.netrc on
+        # every request (about 1 ms each here). Read the environment once per connection instead;
+        # credentials come from the config's [auth], never from .netrc.
+        env = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
+        self.session.trust_env = False
+        self.session.proxies.update(env["proxies"])
+        self.session.verify = env["verify"]
         self.session.headers["User-Agent"] = user_agent
         self.session.headers["Accept"] = "application/json"
         if headers:
