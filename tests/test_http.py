@@ -338,3 +338,12 @@ def test_absolute_urls_and_base_join():
     assert c.url("/Leads") == "http://h/api/v1/Leads"
     assert c.url("https://other/x?y=1") == "https://other/x?y=1"
     c.close()
+
+
+def test_proxy_environment_is_read_once_per_connection(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    client = HttpClient("https://crm.example.com/api/")
+    assert client.session.proxies.get("https") == "http://proxy.internal:3128"
+    assert client.session.trust_env is False  # not re-read (and no ~/.netrc) per request
+    client.close()
