@@ -90,6 +90,9 @@ class ModuleInfo:
     modified_field: str | None = None
     fields: tuple[FieldInfo, ...] = ()
     actions: tuple[str, ...] = ()  # lifecycle actions this module supports for write-back
+    # The field that shows a record's lifecycle status in the CRM, if the connector reads it
+    # (then every PulledRecord carries ``status``).
+    status_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class PulledRecord:
     id: str
     data: Mapping[str, Any]
     modified_at: str | None = None
+    # Lifecycle status as the CRM shows it (active | archived | voided); None: not known.
+    status: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Resolution order for a module, like dlt's endpoint > resource_defaults > client:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -84,6 +85,9 @@ class ModuleConfig:
     incremental: IncrementalConfig | None = None
     deleted: DeletedConfig | None = None
     operations: Mapping[str, OperationConfig] = field(default_factory=dict)
+    status_field: str | None = None
+    # CRM value -> lifecycle status, keyed by the value's JSON text (so true != "true").
+    status_by_value: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ def parse_settings(name: str, settings: Mapping[str, Any]) -> RestSettings:
             incremental=IncrementalConfig(**incremental) if incremental else None,
             deleted=_deleted(deleted, where) if deleted else None,
             operations=operations,
+            status_field=merged.get("status_field") or None,
+            status_by_value=_status_by_value(merged.get("status_values") or {}),
         )
     return RestSettings(
         base_url=settings["base_url"],
@@ -176,7 +182,15 @@ def parse_settings(name: str, settings: Mapping[str, Any]) -> RestSettings:
 
 
 _DEFAULT_KEYS = ("records_path", "id_field", "modified_field", "modified_format", "page_size")
-_DEFAULT_KEYS += ("params",)
+_DEFAULT_KEYS += ("params", "status_field", "status_values")
+
+
+def _status_by_value(values: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for status, value in values.items():
+        for one in value if isinstance(value, list) else [value]:
+            out[json.dumps(one)] = status
+    return out
 
 
 def _deleted(raw: Mapping[str, Any], where: str) -> DeletedConfig:

@@ -5,6 +5,7 @@ Write-back (push/delete) lives in :mod:`operations`; pagination in :mod:`paginat
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
@@ -119,6 +120,7 @@ class RestSession:
                 id_field=m.id_field,
                 modified_field=m.modified_field,
                 actions=tuple(a for a in ACTIONS if a in m.operations),
+                status_field=m.status_field,
             )
             for m in self.settings.modules.values()
         ]
@@ -325,7 +327,14 @@ class RestSession:
                     ) from None
                 newest = moment if newest is None or moment > newest else newest
                 modified = normalised(item[m.modified_field], moment)
-            records.append(PulledRecord(id=str(rid), data=item, modified_at=modified))
+            status = None
+            if m.status_field:
+                # A value not listed in status_values means the record is live (active).
+                value = get_path(item, m.status_field, None)
+                status = m.status_by_value.get(json.dumps(value), "active")
+            records.append(
+                PulledRecord(id=str(rid), data=item, modified_at=modified, status=status)
+            )
         return records, newest
 
     def _deleted_since(self, m: ModuleConfig, since: str, page: int) -> tuple[list[str], int]:

@@ -203,6 +203,15 @@ MODULE_DEFAULT_KEYS: dict[str, Any] = {
     "modified_format": {"enum": list(TIME_FORMATS)},
     "page_size": {"type": "integer", "minimum": 1, "maximum": 10000},
     "params": {"type": "object", "additionalProperties": _SCALAR},
+    "status_field": _STR,
+    "status_values": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            status: {"oneOf": [_SCALAR, {"type": "array", "items": _SCALAR, "minItems": 1}]}
+            for status in ("active", "archived", "voided")
+        },
+    },
 }
 
 MODULE_SCHEMA = {
@@ -316,6 +325,15 @@ SETTINGS: list[Setting] = [
     Setting("module_defaults.modified_format", " | ".join(TIME_FORMATS), default="iso8601"),
     Setting("module_defaults.page_size", "records per list request", "integer", default=100),
     Setting("module_defaults.params", "extra static query parameters for list requests", "table"),
+    Setting(
+        "module_defaults.status_field",
+        "path to the field showing the record's lifecycle status in the CRM",
+    ),
+    Setting(
+        "module_defaults.status_values",
+        "CRM value(s) of that field per lifecycle status: active, archived, voided",
+        "table",
+    ),
     Setting(
         "modules.NAME",
         "one table per module; overrides module_defaults and may set path, "

@@ -102,6 +102,8 @@ def sandbox_connection_settings(
             "modified_field": "modified_at",
             "modified_format": "iso8601",
             "page_size": page_size,
+            "status_field": "status",
+            "status_values": {"active": "active", "archived": "archived", "voided": "voided"},
         },
         "modules": {name: {"path": name} for name in MODULES},
         "operations": {
