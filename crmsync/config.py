@@ -22,6 +22,8 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from crmsync import secrets
 from crmsync.errors import ConfigError
 from crmsync.plugins import PluginRegistry
+from crmsync.policy.model import Policy
+from crmsync.policy.validate import parse_policies
 
 CONFIG_ENV = "CRMSYNC_CONFIG"
 DEFAULT_CONFIG = "crmsync.toml"
@@ -50,6 +52,9 @@ CORE_SCHEMA: dict[str, Any] = {
                 "properties": {"connector": {"type": "string", "minLength": 1}},
             },
         },
+        # Each policy's own keys are checked by crmsync.policy.validate, whose schema is built
+        # from the filter/action registries and whose errors name the policy.
+        "policies": {"type": "array", "items": {"type": "object"}},
     },
 }
 
@@ -76,6 +81,7 @@ class Config:
     path: Path | None
     store_path: Path
     connections: dict[str, ConnectionConfig] = field(default_factory=dict)
+    policies: list[Policy] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def connection(self, name: str) -> ConnectionConfig:
@@ -132,6 +138,10 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
             connector=table["connector"],
             settings=_with_secret_refs(schema, settings, key),
         )
+    # Paths name the policy: policies.stale-leads.filter.all[0].op (policies[2] if unnamed).
+    config.policies = parse_policies(
+        raw.get("policies", []), connections=set(config.connections), source=source
+    )
     return config
 
 

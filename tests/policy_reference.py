@@ -1,0 +1,122 @@
+"""Reference evaluator for policy filters: the semantics of crmsync.policy.sql, in plain Python.
+
+It exists only for the tests, which prove that the compiled SQL agrees with it. Written from the
+documented semantics, not from the SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from crmsync.policy.filters import cutoff
+from crmsync.policy.model import All, AnyOf, Condition, FieldRef, Filter, Not
+
+MISSING = object()
+
+_SECONDS_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
+_MICROS_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def lookup(record: dict[str, Any], ref: FieldRef) -> Any:
+    if ref.column:
+        value = record[ref.column]
+        return MISSING if value is None else value
+    node: Any = record["data"]
+    for key in ref.path:
+        if not isinstance(node, dict) or key not in node:
+            return MISSING
+        node = node[key]
+    return MISSING if node is None else node
+
+
+def kind(value: Any) -> str:
+    if value is MISSING:
+        return "none"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def equal(field: Any, value: Any) -> bool:
+    return kind(field) == kind(value) and field == value
+
+
+def time_key(value: Any) -> str | None:
+    """The instant as 'YYYY-MM-DDTHH:MM:SS.ffffff' UTC; other forms only to the millisecond."""
+    if not isinstance(value, str):
+        return None
+    if _SECONDS_Z.match(value):
+        return value[:19] + ".000000"
+    if _MICROS_Z.match(value):
+        return value[:26]
+    if not _DATE.match(value):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    millis = round(moment.microsecond / 1000)  # SQLite keeps milliseconds
+    return moment.replace(microsecond=0).isoformat() + f".{millis:03d}000"
+
+
+def condition(op: str, field: Any, value: Any, now: datetime) -> bool:
+    if op == "eq":
+        return equal(field, value)
+    if op == "ne":
+        return not equal(field, value)
+    if op == "in":
+        return any(equal(field, v) for v in value)
+    if op == "not_in":
+        return not any(equal(field, v) for v in value)
+    if op in ("lt", "le", "gt", "ge"):
+        if kind(field) != kind(value):
+            return False
+        return {
+            "lt": field < value,
+            "le": field <= value,
+            "gt": field > value,
+            "ge": field >= value,
+        }[op]
+    if op == "contains":
+        if kind(field) == "string" and isinstance(value, str):
+            return value in field
+        if kind(field) == "array":
+            return any(equal(item if item is not None else MISSING, value) for item in field)
+        return False
+    if op == "startswith":
+        return kind(field) == "string" and field.startswith(value)
+    if op == "regex":
+        return kind(field) == "string" and re.search(value, field) is not None
+    if op in ("empty", "not_empty"):
+        empty = field is MISSING or (kind(field) in ("string", "array", "object") and not field)
+        return empty if op == "empty" else not empty
+    if op in ("older_than", "newer_than"):
+        key = time_key(field)
+        if key is None:
+            return False
+        limit = cutoff(now, value)
+        return key < limit if op == "older_than" else key > limit
+    raise ValueError(op)
+
+
+def evaluate(node: Filter, record: dict[str, Any], now: datetime) -> bool:
+    if isinstance(node, Condition):
+        return condition(node.op, lookup(record, node.field), node.value, now)
+    if isinstance(node, Not):
+        return not evaluate(node.item, record, now)
+    if isinstance(node, All):
+        return all(evaluate(item, record, now) for item in node.items)
+    if isinstance(node, AnyOf):
+        return any(evaluate(item, record, now) for item in node.items)
+    raise TypeError(node)
