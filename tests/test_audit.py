@@ -16,6 +16,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crmsync.audit import (
     GENESIS_HASH,
@@ -27,6 +29,7 @@ from crmsync.audit import (
     verify_store,
 )
 from crmsync.audit.export import read_export, write_export
+from crmsync.audit.model import entry_hash
 from crmsync.audit.verify import verify_chain
 from crmsync.audit_cli import audit_group
 from crmsync.cli import AppContext, CrmsyncGroup
@@ -100,6 +103,22 @@ def test_hash_is_sha256_of_the_documented_canonical_json(store):
     assert r.detail == '{"a":1,"b":"张"}'
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(),
+    number=st.integers(min_value=-(2**70), max_value=2**70),
+    detail=st.dictionaries(
+        st.text(alphabet="xyz_0", max_size=5),
+        st.one_of(st.text(), st.floats(allow_nan=False, allow_infinity=False), st.none()),
+    ),
+)
+def test_fast_hash_matches_the_documented_reference(text, number, detail):
+    entry_ = AuditEntry(action="update", operator=text or "x", policy=text, detail=detail)
+    payload = {"seq": number, "operator": entry_.operator, "detail": entry_.detail_text}
+    reference = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert entry_hash(payload) == hashlib.sha256(reference.encode()).hexdigest()
+
+
 def test_event_entries_need_no_record():
     e = AuditEntry(action="plan.approve", operator="bob", plan_id="p1", connection="")
     assert e.connection is None and e.record_id is None
@@ -116,6 +135,7 @@ def test_event_entries_need_no_record():
         ({"detail": {"token": "abc"}}, "secrets"),
         ({"detail": {"nested": [{"Authorization": "x"}]}}, "secrets"),
         ({"detail": {"when": datetime.now(UTC)}}, "plain JSON"),
+        ({"detail": {"ratio": float("nan")}}, "plain JSON"),
         ({"detail": {"x": "y" * 5000}}, "larger than"),
     ],
 )
