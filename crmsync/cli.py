@@ -306,10 +306,22 @@ def demo(records: int, seed: int, keep: Path | None, as_json: bool) -> None:
     run_demo(records=records, seed=seed, keep=keep, as_json=as_json)
 
 
-def _attach_sandbox(group: click.Group) -> None:
+def _attach_subcommands(group: click.Group) -> None:
+    from crmsync.audit_cli import audit_group
+    from crmsync.plans.cli import apply_command, approve_command, plan_command, plans_command
+    from crmsync.policy.cli import validate_command
     from crmsync.sandbox.cli import sandbox_command
 
-    group.add_command(sandbox_command, "sandbox")
+    for command in (
+        sandbox_command,
+        validate_command,
+        plan_command,
+        approve_command,
+        apply_command,
+        plans_command,
+        audit_group,
+    ):
+        group.add_command(command)
 
 
 def _attach_plugin_commands(group: click.Group) -> None:
@@ -319,7 +331,7 @@ def _attach_plugin_commands(group: click.Group) -> None:
         click.echo(f"warning: a plugin failed to register commands: {exc!r}", err=True)
 
 
-_attach_sandbox(cli)
+_attach_subcommands(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,6 +14,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from crmsync import secrets
 from crmsync.errors import ConfigError
 from crmsync.plugins import PluginRegistry
-from crmsync.policy.model import Policy
+from crmsync.policy.model import Policy, parse_duration
 from crmsync.policy.validate import parse_policies
 
 CONFIG_ENV = "CRMSYNC_CONFIG"
@@ -55,6 +56,16 @@ CORE_SCHEMA: dict[str, Any] = {
         # Each policy's own keys are checked by crmsync.policy.validate, whose schema is built
         # from the filter/action registries and whose errors name the policy.
         "policies": {"type": "array", "items": {"type": "object"}},
+        "plans": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                # how long a plan may wait before apply refuses it
+                "ttl": {"type": "string", "pattern": r"^[0-9]+\s*[smhdwy]$"},
+                # may the operator who made a plan approve it too?
+                "allow_self_approval": {"type": "boolean"},
+            },
+        },
     },
 }
 
@@ -83,6 +94,8 @@ class Config:
     connections: dict[str, ConnectionConfig] = field(default_factory=dict)
     policies: list[Policy] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    plan_ttl: timedelta = timedelta(hours=24)
+    allow_self_approval: bool = False
 
     def connection(self, name: str) -> ConnectionConfig:
         try:
@@ -126,7 +139,14 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
     if not store_path.is_absolute():
         store_path = base / store_path
 
-    config = Config(path=path, store_path=store_path, raw=raw)
+    plans = raw.get("plans", {})
+    config = Config(
+        path=path,
+        store_path=store_path,
+        raw=raw,
+        plan_ttl=parse_duration(plans.get("ttl", "24h")),
+        allow_self_approval=plans.get("allow_self_approval", False),
+    )
     for name, table in raw.get("connections", {}).items():
         key = f"connections.{name}"
         connector = registry.connector(table["connector"], key_path=f"{key}.connector")

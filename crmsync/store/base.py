@@ -21,6 +21,7 @@ import orjson
 
 from crmsync.audit.model import AuditEntry, AuditQuery, AuditRecord
 from crmsync.hookspecs import PulledRecord
+from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
 
 
 def canonical_json(data: Mapping[str, Any]) -> str:
@@ -121,6 +122,10 @@ class StoreTransaction(ABC):
         """Set a mirrored record's lifecycle status. With ``expected``, only if the current
         status is that (compare-and-set). Returns whether a row changed."""
 
+    @abstractmethod
+    def set_item_state(self, item: PlanItem, state: str, *, error: str | None = None) -> None:
+        """Move a plan item to ``state`` (the apply engine's per-batch checkpoint)."""
+
 
 class Store(ABC):
     """Local state. Implementations must make each method below atomic."""
@@ -205,6 +210,66 @@ class Store(ABC):
         """Erase ``record_id`` from the audit log (an erasure request), keeping the entries
         and the chain intact: the hash covers the id's digest, which stays. Returns how many
         entries were redacted."""
+
+    # -- plans (crmsync.plans): items are copied from the mirror inside the store
+    @abstractmethod
+    def create_plan(
+        self,
+        *,
+        plan_id: str,
+        created_at: str,
+        created_by: str,
+        expires_at: str,
+        config_hash: str,
+        queries: Sequence[tuple[str, str, list[Any]]],
+        kind: str = "policy",
+    ) -> dict[str, int]: ...
+
+    @abstractmethod
+    def add_plan_items(self, plan_id: str, policy: str, items: Sequence[PlanItem]) -> int: ...
+
+    @abstractmethod
+    def set_plan_policies(self, plan_id: str, policies: Sequence[PlanPolicy]) -> None: ...
+
+    @abstractmethod
+    def get_plan(self, plan_id: str) -> PlanInfo | None: ...
+
+    @abstractmethod
+    def list_plans(self, limit: int = 20) -> list[PlanInfo]: ...
+
+    @abstractmethod
+    def set_plan_status(
+        self, plan_id: str, status: str, audit: AuditEntry | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    def approve_plan(self, plan_id: str, approver: str, audit: AuditEntry) -> None: ...
+
+    @abstractmethod
+    def plan_items(
+        self,
+        plan_id: str,
+        policy: str,
+        *,
+        states: Sequence[str],
+        limit: int | None = None,
+        after: str = "",
+    ) -> list[PlanItem]: ...
+
+    @abstractmethod
+    def count_plan_items(self, plan_id: str, *, states: Sequence[str]) -> int: ...
+
+    @abstractmethod
+    def plan_samples(self, plan_id: str, policy: str, limit: int) -> list[tuple[str, dict]]: ...
+
+    # -- pre-change copies (the snapshot issue moves these to content-addressed files)
+    @abstractmethod
+    def snapshot_plan_items(self, plan_id: str, policy: str, run_id: int) -> str | None: ...
+
+    @abstractmethod
+    def snapshot_record(
+        self, snapshot_id: str, connection: str, module: str, record_id: str
+    ) -> tuple[dict[str, Any], str] | None: ...
 
     @abstractmethod
     def close(self) -> None: ...

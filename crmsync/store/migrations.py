@@ -99,6 +99,76 @@ MIGRATIONS: list[str] = [
         SELECT RAISE(ABORT, 'audit_log is append-only');
     END;
     """,
+    # 3: plans (items copied from the mirror at plan time; per-item state is the apply
+    # checkpoint), approvals, and pre-change record copies (content-addressed objects).
+    """
+    CREATE TABLE plans (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL DEFAULT 'policy',
+        created_at  TEXT NOT NULL,
+        created_by  TEXT NOT NULL,
+        expires_at  TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        status      TEXT NOT NULL
+    );
+    CREATE TABLE plan_policies (
+        plan_id          TEXT NOT NULL,
+        policy           TEXT NOT NULL,
+        connection       TEXT NOT NULL,
+        module           TEXT NOT NULL,
+        action           TEXT NOT NULL,
+        params           TEXT NOT NULL,
+        matched          INTEGER NOT NULL,
+        module_total     INTEGER NOT NULL,
+        max_records      INTEGER NOT NULL,
+        max_percent      REAL NOT NULL,
+        require_approval INTEGER NOT NULL,
+        guard            TEXT,
+        PRIMARY KEY (plan_id, policy)
+    );
+    CREATE TABLE plan_items (
+        plan_id             TEXT NOT NULL,
+        policy              TEXT NOT NULL,
+        connection          TEXT NOT NULL,
+        module              TEXT NOT NULL,
+        record_id           TEXT NOT NULL,
+        planned_modified_at TEXT,
+        planned_hash        TEXT NOT NULL,
+        before_status       TEXT NOT NULL,
+        state               TEXT NOT NULL DEFAULT 'pending',
+        error               TEXT,
+        snapshot_id         TEXT,
+        source_hash         TEXT,  -- restore plans: the copy to restore field values from
+        PRIMARY KEY (plan_id, policy, record_id)
+    );
+    CREATE TABLE plan_approvals (
+        plan_id     TEXT NOT NULL,
+        approver    TEXT NOT NULL,
+        approved_at TEXT NOT NULL,
+        PRIMARY KEY (plan_id, approver)
+    );
+    CREATE TABLE snapshot_objects (
+        hash TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    );
+    CREATE TABLE snapshots (
+        id         TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        plan_id    TEXT,
+        run_id     INTEGER,
+        records    INTEGER NOT NULL
+    );
+    CREATE TABLE snapshot_records (
+        snapshot_id TEXT NOT NULL,
+        connection  TEXT NOT NULL,
+        module      TEXT NOT NULL,
+        record_id   TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        PRIMARY KEY (snapshot_id, connection, module, record_id)
+    );
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -25,6 +25,7 @@ from crmsync.audit.model import (
 )
 from crmsync.errors import StoreError
 from crmsync.hookspecs import PulledRecord
+from crmsync.policy.sql import install_sql_functions
 from crmsync.store.base import (
     CursorState,
     MirrorRecord,
@@ -36,6 +37,7 @@ from crmsync.store.base import (
     canonical_record,
 )
 from crmsync.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from crmsync.store.sqlite_plans import PlanStoreMixin, PlanTransactionMixin
 
 
 def utcnow() -> str:
@@ -58,7 +60,7 @@ _AUDIT_INSERT = (
 )
 
 
-class SQLiteTransaction(StoreTransaction):
+class SQLiteTransaction(PlanTransactionMixin, StoreTransaction):
     """The handle :meth:`SQLiteStore.transaction` yields; dead once the block ends."""
 
     def __init__(self, db: sqlite3.Connection):
@@ -111,7 +113,7 @@ def _audit_record(row: Sequence[Any]) -> AuditRecord:
     return AuditRecord(*row)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(PlanStoreMixin, Store):
     def __init__(self, path: Path | str):
         self.path = Path(path)
         try:
@@ -121,6 +123,7 @@ class SQLiteStore(Store):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            install_sql_functions(self._db)  # regexp() for policy filters
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
@@ -324,28 +327,35 @@ class SQLiteStore(Store):
         checkpoint: str | None = None,
     ) -> PageStats:
         now = utcnow()
-        rows: dict[str, tuple[str | None, str, str]] = {}
+        rows: dict[str, tuple[str | None, str | None, str, str]] = {}
         for rec in records:  # a page may repeat a record: the last copy wins
-            rows[rec.id] = (rec.modified_at, *canonical_record(rec.data))
+            rows[rec.id] = (rec.modified_at, rec.status, *canonical_record(rec.data))
         with self._tx() as db:
             known = self._known_hashes(db, connection, module, list(rows))
             new, changed, unchanged = [], [], []
-            for rid, (modified, text, digest) in rows.items():
+            for rid, (modified, status, text, digest) in rows.items():
                 old = known.get(rid)
                 if old is None:
-                    new.append((connection, module, rid, modified, text, digest, now, now, run_id))
+                    new.append(
+                        (connection, module, rid, modified, status, text, digest, now, now, run_id)
+                    )
                 elif old[0] != digest or old[1] is not None:
-                    changed.append((modified, text, digest, now, run_id, connection, module, rid))
+                    changed.append(
+                        (modified, status, text, digest, now, run_id, connection, module, rid)
+                    )
                 else:
                     unchanged.append((run_id, connection, module, rid))
             db.executemany(
-                "INSERT INTO mirror (connection, module, record_id, modified_at, data,"
+                "INSERT INTO mirror (connection, module, record_id, modified_at, status, data,"
                 " content_hash, first_seen_at, updated_at, seen_run)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, COALESCE(?, 'active'), ?, ?, ?, ?, ?)",
                 new,
             )
             db.executemany(
-                "UPDATE mirror SET modified_at = ?, data = ?, content_hash = ?, updated_at = ?,"
+                # The CRM's status wins when the connector reports one (an archive done in the
+                # CRM's own UI shows up here); otherwise crmsync's own record of it stays.
+                "UPDATE mirror SET modified_at = ?, status = COALESCE(?, status), data = ?,"
+                " content_hash = ?, updated_at = ?,"
                 " seen_run = ?, crm_deleted_at = NULL"
                 " WHERE connection = ? AND module = ? AND record_id = ?",
                 changed,

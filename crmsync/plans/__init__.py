@@ -1,0 +1,1 @@
+"""Plan -> approve -> apply -> restore: the record lifecycle engine."""

@@ -1,0 +1,325 @@
+"""``crmsync apply``: carry out a stored plan, safely and resumably.
+
+Order of work for each (connection, module) of the plan:
+
+1. **Refresh**: an incremental pull, so the mirror shows the CRM as it is now.
+2. **Recover**: items left ``sending`` by an interrupted apply are checked against the CRM's
+   status: already in the target status -> done (not written again); otherwise pending.
+3. **Drift**: a pending record whose modified time (or content, for modules without one) moved
+   since the plan is skipped and reported, never overwritten; one deleted in the CRM is ``gone``.
+4. **Snapshot**: a copy of every record still to change is committed before the first write.
+5. **Push** in the connector's batch size: the batch is marked ``sending`` (committed), pushed,
+   then results, mirror statuses and audit entries commit in one transaction. Records the CRM
+   reports as retryable are retried (bounded), then reported.
+
+Re-running an interrupted apply therefore finishes the rest and writes nothing twice (as long
+as the connector reports CRM-side status: ``ModuleInfo.status_field``; without it, records in
+flight at the moment of the crash are written again — at least once, never lost).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from crmsync.audit.model import AuditEntry
+from crmsync.config import Config
+from crmsync.connections import open_session
+from crmsync.errors import ConfigError, ConnectorError, GuardError
+from crmsync.hookspecs import ConnectorSession, RecordResult, StatusChange
+from crmsync.plans.model import (
+    APPLIED,
+    DONE,
+    DRIFT,
+    FAILED,
+    GONE,
+    PENDING,
+    SENDING,
+    TARGET_STATUS,
+    PlanInfo,
+    PlanItem,
+    PlanPolicy,
+)
+from crmsync.plans.planner import config_hash, iso
+from crmsync.plugins import PluginRegistry
+from crmsync.pull import pull_module, select_modules
+from crmsync.store import Store
+
+RETRIES = 2  # extra attempts for records the CRM reports as retryable
+
+
+class PlanError(ConfigError):
+    """Unknown, expired or mismatched plan: bad input (exit 2)."""
+
+
+@dataclass
+class ApplyResult:
+    plan_id: str
+    run_id: int
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # policy -> state -> n
+    api_calls: int = 0
+    snapshot_ids: list[str] = field(default_factory=list)
+    status: str = ""
+
+    def add(self, policy: str, state: str, n: int = 1) -> None:
+        bucket = self.counts.setdefault(policy, {})
+        bucket[state] = bucket.get(state, 0) + n
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan_id,
+            "run": self.run_id,
+            "status": self.status,
+            "policies": self.counts,
+            "write_calls": self.api_calls,
+            "snapshots": self.snapshot_ids,
+        }
+
+
+def check_plan(plan: PlanInfo | None, plan_id: str, config: Config, now: datetime) -> PlanInfo:
+    """Refuse what must not be applied: unknown/expired/other-config (2), guards/approval (3)."""
+    if plan is None:
+        raise PlanError(f"no plan {plan_id!r}; `crmsync plans` lists them", path="PLAN_ID")
+    if plan.status not in (APPLIED, "applying") and iso(now) >= plan.expires_at:
+        raise PlanError(
+            f"plan {plan_id} expired at {plan.expires_at}; make a new one with `crmsync plan`",
+            path="PLAN_ID",
+        )
+    if plan.config_hash != config_hash(config):
+        raise PlanError(
+            f"plan {plan_id} was made under a different config (connections or policies "
+            "changed since); make a new plan",
+            path="PLAN_ID",
+        )
+    for policy in plan.policies:
+        if policy.guard:
+            raise GuardError(
+                f"policy {policy.policy!r}: blast radius exceeded ({policy.guard}); "
+                "nothing was changed. Narrow the filter or raise max_records/max_percent."
+            )
+    approvers = {a for a, _ in plan.approvals}
+    for policy in plan.policies:
+        if policy.require_approval and not approvers and policy.matched:
+            raise GuardError(
+                f"policy {policy.policy!r} requires approval: "
+                f"`crmsync approve {plan_id}` by someone other than {plan.created_by}"
+            )
+    return plan
+
+
+def apply_plan(
+    config: Config,
+    registry: PluginRegistry,
+    store: Store,
+    plan_id: str,
+    *,
+    operator: str,
+    now: datetime | None = None,
+    on_batch: Callable[[str, int], None] | None = None,
+) -> ApplyResult:
+    now = now or datetime.now(UTC)
+    plan = check_plan(store.get_plan(plan_id), plan_id, config, now)
+    run_id = store.start_run("apply", None, None)
+    result = ApplyResult(plan_id, run_id)
+    store.set_plan_status(
+        plan_id, "applying", AuditEntry("apply.start", operator, plan_id=plan_id, run_id=run_id)
+    )
+    by_module: dict[tuple[str, str], list[PlanPolicy]] = defaultdict(list)
+    for policy in plan.policies:
+        if policy.matched:
+            by_module[(policy.connection, policy.module)].append(policy)
+    try:
+        for (connection, module), policies in by_module.items():
+            session = open_session(config, registry, connection)
+            try:
+                _apply_module(
+                    session,
+                    store,
+                    plan,
+                    connection,
+                    module,
+                    policies,
+                    operator,
+                    run_id,
+                    result,
+                    on_batch,
+                )
+            finally:
+                session.close()
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", result.as_dict(), str(exc)[:500])
+        raise
+    remaining = store.count_plan_items(plan_id, states=(PENDING, SENDING))
+    result.status = APPLIED if remaining == 0 else "partial"
+    store.set_plan_status(
+        plan_id,
+        result.status if remaining == 0 else "applying",
+        AuditEntry(
+            "apply.finish",
+            operator,
+            plan_id=plan_id,
+            run_id=run_id,
+            outcome="ok" if remaining == 0 else "failed:incomplete",
+            detail={"policies": result.counts},
+        ),
+    )
+    store.finish_run(run_id, "ok", result.as_dict())
+    return result
+
+
+def _apply_module(
+    session: ConnectorSession,
+    store: Store,
+    plan: PlanInfo,
+    connection: str,
+    module: str,
+    policies: Sequence[PlanPolicy],
+    operator: str,
+    run_id: int,
+    result: ApplyResult,
+    on_batch: Callable[[str, int], None] | None,
+) -> None:
+    info = select_modules(session, connection, [module])[0]
+    # 1. refresh the mirror from the CRM (cheap: incremental)
+    pull_module(session, store, connection, info)
+    for policy in policies:
+        target = TARGET_STATUS.get(policy.action)
+        if target is None:
+            raise ConnectorError(
+                f"policy {policy.policy!r}: action {policy.action!r} cannot be applied by this "
+                "version of crmsync",
+                connection=connection,
+                module=module,
+            )
+        if policy.action not in info.actions:
+            raise ConnectorError(
+                f"policy {policy.policy!r}: the connector has no {policy.action!r} operation "
+                "configured for this module",
+                connection=connection,
+                module=module,
+            )
+        audit = _Auditor(plan.id, policy, operator, run_id)
+        # 2. recover records that were in flight when a previous apply stopped
+        with store.transaction() as tx:
+            for item in store.plan_items(plan.id, policy.policy, states=(SENDING,)):
+                current = store.get_record(connection, module, item.record_id)
+                confirmed = (
+                    info.status_field is not None
+                    and current is not None
+                    and (current.status == target)
+                )
+                tx.set_item_state(item, DONE if confirmed else PENDING)
+                if confirmed:
+                    tx.append_audit([audit.entry(item, target, "ok", recovered=True)])
+                    result.add(policy.policy, DONE)
+        # 3. drift and deletions
+        with store.transaction() as tx:
+            for item in store.plan_items(plan.id, policy.policy, states=(PENDING,)):
+                current = store.get_record(connection, module, item.record_id)
+                if current is None or current.crm_deleted_at is not None:
+                    state, why = GONE, "skipped:gone"
+                elif (
+                    item.planned_modified_at is not None
+                    and current.modified_at != item.planned_modified_at
+                ) or (
+                    item.planned_modified_at is None and current.content_hash != item.planned_hash
+                ):
+                    state, why = DRIFT, "skipped:drift"
+                else:
+                    continue
+                tx.set_item_state(item, state, error=why)
+                tx.append_audit([audit.entry(item, item.before_status, why)])
+                result.add(policy.policy, state)
+        # 4. snapshot what is about to change, before any write
+        snapshot_id = store.snapshot_plan_items(plan.id, policy.policy, run_id)
+        if snapshot_id:
+            result.snapshot_ids.append(snapshot_id)
+            audit.snapshot_id = snapshot_id
+        # 5. push in batches
+        batch_size = session.limits().batch_size
+        while True:
+            batch = store.plan_items(plan.id, policy.policy, states=(PENDING,), limit=batch_size)
+            if not batch:
+                break
+            with store.transaction() as tx:
+                for item in batch:
+                    tx.set_item_state(item, SENDING)
+            results = _push_with_retries(session, module, policy, batch, result)
+            by_id = {r.record_id: r for r in results}
+            with store.transaction() as tx:
+                entries = []
+                for item in batch:
+                    outcome = by_id.get(item.record_id) or RecordResult(
+                        item.record_id, False, "NO_RESULT"
+                    )
+                    if outcome.ok:
+                        tx.set_status(connection, module, item.record_id, target)
+                        tx.set_item_state(item, DONE)
+                        entries.append(audit.entry(item, target, "ok"))
+                        result.add(policy.policy, DONE)
+                    else:
+                        code = _code(outcome.error)
+                        tx.set_item_state(item, FAILED, error=code)
+                        entries.append(audit.entry(item, item.before_status, f"failed:{code}"))
+                        result.add(policy.policy, FAILED)
+                tx.append_audit(entries)
+            if on_batch:
+                on_batch(policy.policy, len(batch))
+
+
+def _push_with_retries(
+    session: ConnectorSession,
+    module: str,
+    policy: PlanPolicy,
+    batch: Sequence[PlanItem],
+    result: ApplyResult,
+) -> list[RecordResult]:
+    fields = dict(policy.params.get("fields") or {})
+    todo = [StatusChange(i.record_id, policy.action, fields) for i in batch]
+    final: dict[str, RecordResult] = {}
+    for attempt in range(RETRIES + 1):
+        result.api_calls += 1
+        answers = session.push(module, todo)
+        retry = []
+        for answer in answers:
+            final[answer.record_id] = answer
+            if not answer.ok and answer.retryable and attempt < RETRIES:
+                retry.append(answer.record_id)
+        todo = [c for c in todo if c.record_id in set(retry)]
+        if not todo:
+            break
+    return list(final.values())
+
+
+def _code(error: str | None) -> str:
+    """An audit outcome code: short, no spaces (the audit log's outcome grammar)."""
+    text = (error or "ERROR").strip().split()[0]
+    return "".join(ch for ch in text if ch.isalnum() or ch in "_-.")[:40] or "ERROR"
+
+
+class _Auditor:
+    def __init__(self, plan_id: str, policy: PlanPolicy, operator: str, run_id: int):
+        self.plan_id, self.policy, self.operator, self.run_id = plan_id, policy, operator, run_id
+        self.snapshot_id: str | None = None
+
+    def entry(
+        self, item: PlanItem, after: str, outcome: str, *, recovered: bool = False
+    ) -> AuditEntry:
+        return AuditEntry(
+            action=self.policy.action,
+            operator=self.operator,
+            outcome=outcome,
+            connection=item.connection,
+            module=item.module,
+            record_id=item.record_id,
+            before_status=item.before_status,
+            after_status=after,
+            plan_id=self.plan_id,
+            run_id=self.run_id,
+            snapshot_id=item.snapshot_id or self.snapshot_id,
+            policy=self.policy.policy,
+            detail={"recovered_after_interruption": True} if recovered else {},
+        )

@@ -1,0 +1,184 @@
+"""CLI commands for the plan → approve → apply workflow (thin: parse, call, render)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from crmsync.audit.model import AuditEntry
+from crmsync.errors import GuardError
+from crmsync.plans.apply import PlanError, apply_plan
+from crmsync.plans.model import PlanInfo
+from crmsync.plans.planner import current_operator, make_plan, sample_view, select_policies
+from crmsync.ui import print_json, print_table
+
+
+def _app() -> object:
+    return click.get_current_context().obj
+
+
+def plan_dict(plan: PlanInfo, samples: dict[str, list[dict]] | None = None) -> dict:
+    return {
+        "id": plan.id,
+        "created_at": plan.created_at,
+        "created_by": plan.created_by,
+        "expires_at": plan.expires_at,
+        "status": plan.status,
+        "approvals": [{"approver": a, "at": t} for a, t in plan.approvals],
+        "policies": [
+            {
+                "policy": p.policy,
+                "connection": p.connection,
+                "module": p.module,
+                "action": p.action,
+                "records": p.matched,
+                "module_records": p.module_total,
+                "percent": round(p.percent, 2),
+                "max_records": p.max_records,
+                "max_percent": p.max_percent,
+                "guard": "exceeded: " + p.guard if p.guard else "ok",
+                "requires_approval": p.require_approval,
+                "samples": (samples or {}).get(p.policy, []),
+            }
+            for p in plan.policies
+        ],
+    }
+
+
+def render_plan(data: dict) -> None:
+    click.echo(f"plan {data['id']} by {data['created_by']} (expires {data['expires_at']})")
+    for p in data["policies"]:
+        flags = []
+        if p["guard"] != "ok":
+            flags.append(f"STOPPED BY GUARD ({p['guard'][10:]})")
+        if p["requires_approval"]:
+            flags.append("needs approval")
+        click.echo(
+            f"\n  {p['policy']}: {p['action']} {p['records']} of {p['module_records']} "
+            f"{p['connection']}/{p['module']} ({p['percent']:.1f}%; guard "
+            f"{p['max_records'] or '-'} records / {p['max_percent'] or '-'}%)"
+            + (f"  [{'; '.join(flags)}]" if flags else "")
+        )
+        for s in p["samples"]:
+            fields = ", ".join(f"{k}={v}" for k, v in s["fields"].items())
+            click.echo(f"      ~ {s['record_id']}  {fields}")
+        if p["records"] > len(p["samples"]):
+            click.echo(f"      ... and {p['records'] - len(p['samples'])} more")
+    total = sum(p["records"] for p in data["policies"])
+    click.echo(f"\n{total} records would change. Apply with: crmsync apply {data['id']}")
+
+
+@click.command("plan")
+@click.option("-p", "--policy", "policies", multiple=True, help="Only this policy (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), help="Also write the plan as JSON here.")
+@click.option("--operator", help="Who is planning (default: the OS user).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan_command(
+    policies: Sequence[str], out: Path | None, operator: str | None, as_json: bool
+) -> None:
+    """Evaluate policies over the mirror and store a plan to review, approve and apply."""
+    import json
+
+    app = _app()
+    config = app.config  # type: ignore[attr-defined]
+    chosen = select_policies(config, policies or None)
+    with app.store() as store:  # type: ignore[attr-defined]
+        plan = make_plan(
+            config, store, chosen, operator=current_operator(operator), ttl=config.plan_ttl
+        )
+        samples = {
+            p.name: [
+                sample_view(p, rid, data) for rid, data in store.plan_samples(plan.id, p.name, 5)
+            ]
+            for p in chosen
+        }
+    data = plan_dict(plan, samples)
+    if out:
+        out.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    if as_json:
+        print_json(data)
+    else:
+        render_plan(data)
+    if any(p.guard for p in plan.policies):
+        sys.exit(GuardError.exit_code)
+
+
+@click.command("approve")
+@click.argument("plan_id")
+@click.option("--operator", help="Who approves (default: the OS user).")
+def approve_command(plan_id: str, operator: str | None) -> None:
+    """Approve a plan (required for policies with require_approval)."""
+    app = _app()
+    config = app.config  # type: ignore[attr-defined]
+    approver = current_operator(operator)
+    with app.store() as store:  # type: ignore[attr-defined]
+        plan = store.get_plan(plan_id)
+        if plan is None:
+            raise PlanError(f"no plan {plan_id!r}", path="PLAN_ID")
+        if approver == plan.created_by and not config.allow_self_approval:
+            raise GuardError(
+                f"{approver} made plan {plan_id} and cannot approve it too; another operator "
+                "must (or set allow_self_approval = true under [plans])"
+            )
+        store.approve_plan(plan_id, approver, AuditEntry("plan.approve", approver, plan_id=plan_id))
+    click.echo(f"plan {plan_id} approved by {approver}")
+
+
+@click.command("apply")
+@click.argument("plan_id")
+@click.option("--operator", help="Who applies (default: the OS user).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def apply_command(plan_id: str, operator: str | None, as_json: bool) -> None:
+    """Apply a plan: guards, drift check, snapshot, then write back in batches (resumable)."""
+    app = _app()
+    with app.store() as store:  # type: ignore[attr-defined]
+        result = apply_plan(
+            app.config,  # type: ignore[attr-defined]
+            app.registry,  # type: ignore[attr-defined]
+            store,
+            plan_id,
+            operator=current_operator(operator),
+        )
+    if as_json:
+        print_json(result.as_dict())
+        return
+    rows = [
+        [policy, *(states.get(s, 0) for s in ("done", "failed", "drift", "gone"))]
+        for policy, states in result.counts.items()
+    ]
+    print_table(
+        f"applied plan {plan_id}: {result.status}",
+        ("policy", "done", "failed", "drift", "gone"),
+        rows,
+    )
+
+
+@click.command("plans")
+@click.option("-n", "--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def plans_command(limit: int, as_json: bool) -> None:
+    """List recent plans."""
+    app = _app()
+    with app.store() as store:  # type: ignore[attr-defined]
+        plans = store.list_plans(limit)
+    if as_json:
+        print_json([plan_dict(p) for p in plans])
+        return
+    print_table(
+        None,
+        ("id", "created by", "expires", "status", "records", "approved by"),
+        [
+            (
+                p.id,
+                p.created_by,
+                p.expires_at,
+                p.status,
+                sum(x.matched for x in p.policies),
+                ", ".join(a for a, _ in p.approvals),
+            )
+            for p in plans
+        ],
+    )

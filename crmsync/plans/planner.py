@@ -1,0 +1,162 @@
+"""``crmsync plan``: evaluate policies over the mirror (one SQL query each) and store the result.
+
+The selected record ids are copied into the plan inside the store (``INSERT ... SELECT``), so a
+plan over a million records never passes through Python one record at a time.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crmsync.config import Config
+from crmsync.errors import ConfigError
+from crmsync.plans.model import PLANNED, PlanInfo, PlanPolicy
+from crmsync.policy.model import DEFAULT_MAX_PERCENT, DEFAULT_MAX_RECORDS, Policy
+from crmsync.policy.sql import select_sql
+from crmsync.store import Store
+
+DEFAULT_TTL = timedelta(hours=24)
+ITEM_COLUMNS = "connection, module, record_id, modified_at, content_hash, status"
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def current_operator(explicit: str | None = None) -> str:
+    if explicit:
+        return explicit
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "unknown"
+
+
+def config_hash(config: Config) -> str:
+    """What a plan was made under: the connections and policies as written (secret values are
+    references, so no secret enters the hash)."""
+    relevant = {k: config.raw.get(k) for k in ("connections", "policies")}
+    text = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def new_plan_id(now: datetime) -> str:
+    return f"{now.astimezone(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def guard_verdict(policy: Policy, matched: int, total: int) -> tuple[int, float, str | None]:
+    """(max_records, max_percent, None or why the blast radius is exceeded)."""
+    max_records = policy.max_records if policy.max_records is not None else DEFAULT_MAX_RECORDS
+    max_percent = policy.max_percent if policy.max_percent is not None else DEFAULT_MAX_PERCENT
+    if policy.max_records is None and policy.max_percent is not None:
+        max_records = 0  # the policy chose a percent guard only
+    if policy.max_percent is None and policy.max_records is not None:
+        max_percent = 0.0
+    reasons = []
+    if max_records and matched > max_records:
+        reasons.append(f"{matched} records > max_records {max_records}")
+    percent = 100.0 * matched / total if total else 0.0
+    if max_percent and percent > max_percent:
+        reasons.append(f"{percent:.1f}% of {total} > max_percent {max_percent:g}%")
+    return max_records, max_percent, "; ".join(reasons) or None
+
+
+NAME_FIELDS = (
+    "full_name",
+    "name",
+    "Full_Name",
+    "Last_Name",
+    "Account_Name",
+    "Deal_Name",
+    "company",
+    "email",
+    "title",
+    "subject",
+)
+
+
+def filter_fields(node: Any) -> list[str]:
+    """Data fields a filter reads, in order of appearance (for plan samples)."""
+    from crmsync.policy.model import All, AnyOf, Condition, Not
+
+    if isinstance(node, Condition):
+        return [] if node.field.column else [node.field.label]
+    if isinstance(node, All | AnyOf):
+        return [f for child in node.items for f in filter_fields(child)]
+    if isinstance(node, Not):
+        return filter_fields(node.item)
+    return []
+
+
+def sample_view(policy: Policy, record_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A sample record as a plan shows it: a name-like field and the fields the filter reads."""
+    names = [f for f in NAME_FIELDS if f in data][:1]
+    keys = list(dict.fromkeys(names + filter_fields(policy.filter)))[:5]
+    return {"record_id": record_id, "fields": {k: data.get(k) for k in keys}}
+
+
+def select_policies(config: Config, names: Sequence[str] | None) -> list[Policy]:
+    by_name = {p.name: p for p in config.policies}
+    if names:
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            known = ", ".join(sorted(by_name)) or "none configured"
+            raise ConfigError(f"unknown policy {unknown[0]!r} (policies: {known})", path="--policy")
+        return [by_name[n] for n in names]
+    return [p for p in config.policies if p.enabled]
+
+
+def make_plan(
+    config: Config,
+    store: Store,
+    policies: Sequence[Policy],
+    *,
+    operator: str,
+    now: datetime | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+) -> PlanInfo:
+    """Evaluate ``policies`` over the mirror and store the plan; returns it."""
+    now = now or datetime.now(UTC)
+    plan_id = new_plan_id(now)
+    queries: list[tuple[Policy, str, list[Any]]] = []
+    for policy in policies:
+        sql, params = select_sql(policy, now, columns=ITEM_COLUMNS)
+        queries.append((policy, sql, params))
+    counts = store.create_plan(
+        plan_id=plan_id,
+        created_at=iso(now),
+        created_by=operator,
+        expires_at=iso(now + ttl),
+        config_hash=config_hash(config),
+        queries=[(p.name, sql, params) for p, sql, params in queries],
+    )
+    rows = []
+    for policy, _sql, _params in queries:
+        matched = counts[policy.name]
+        total = store.count(policy.connection, policy.module)
+        max_records, max_percent, guard = guard_verdict(policy, matched, total)
+        rows.append(
+            PlanPolicy(
+                policy=policy.name,
+                connection=policy.connection,
+                module=policy.module,
+                action=policy.action.type,
+                params=dict(policy.action.params),
+                matched=matched,
+                module_total=total,
+                max_records=max_records,
+                max_percent=max_percent,
+                require_approval=policy.require_approval,
+                guard=guard,
+            )
+        )
+    store.set_plan_policies(plan_id, rows)
+    plan = store.get_plan(plan_id)
+    assert plan is not None and plan.status == PLANNED
+    return plan

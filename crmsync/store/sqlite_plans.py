@@ -1,0 +1,315 @@
+"""Plans, approvals and pre-change snapshots in the SQLite store (mixed into SQLiteStore).
+
+Snapshots here are the interim "store table behind the snapshot interface": record copies are
+content-addressed (``snapshot_objects`` keyed by the record's SHA-256, so unchanged records are
+stored once) and a snapshot lists (record, hash). The snapshot issue moves them to files.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from crmsync.audit.model import AuditEntry
+from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
+
+_ITEM_COLUMNS = (
+    "plan_id, policy, connection, module, record_id, planned_modified_at, planned_hash,"
+    " before_status, state, error, snapshot_id"
+)
+
+
+def _now() -> str:
+    from crmsync.store.sqlite import utcnow
+
+    return utcnow()
+
+
+class PlanTransactionMixin:
+    """Plan writes that join a :meth:`Store.transaction` (the apply engine's checkpoints)."""
+
+    _conn: Any  # SQLiteTransaction's: the open connection
+
+    def set_item_state(
+        self,
+        item: PlanItem,
+        state: str,
+        *,
+        error: str | None = None,
+    ) -> None:
+        self._conn().execute(
+            "UPDATE plan_items SET state = ?, error = ?"
+            " WHERE plan_id = ? AND policy = ? AND record_id = ?",
+            (state, error, item.plan_id, item.policy, item.record_id),
+        )
+
+
+class PlanStoreMixin:
+    """Plan storage for SQLiteStore. Relies on its ``_db``, ``_tx`` and ``transaction``."""
+
+    # Provided by SQLiteStore: the connection, a write transaction, and Store.transaction().
+    _db: sqlite3.Connection
+    _tx: Any
+    transaction: Any
+
+    # ------------------------------------------------------------------ plans
+
+    def create_plan(
+        self,
+        *,
+        plan_id: str,
+        created_at: str,
+        created_by: str,
+        expires_at: str,
+        config_hash: str,
+        queries: Sequence[tuple[str, str, list[Any]]],
+        kind: str = "policy",
+    ) -> dict[str, int]:
+        """Store a plan being made, copying each policy's selected records into it in SQL
+        (``queries``: (policy, SELECT of connection, module, record_id, modified_at,
+        content_hash, status; its params)). Returns records per policy. The plan stays
+        ``creating`` until :meth:`set_plan_policies` completes it."""
+        counts: dict[str, int] = {}
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO plans (id, kind, created_at, created_by, expires_at, config_hash,"
+                " status) VALUES (?, ?, ?, ?, ?, ?, 'creating')",
+                (plan_id, kind, created_at, created_by, expires_at, config_hash),
+            )
+            for policy, sql, params in queries:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO plan_items (plan_id, policy, connection, module,"
+                    " record_id, planned_modified_at, planned_hash, before_status)"
+                    f" SELECT ?, ?, * FROM ({sql})",
+                    [plan_id, policy, *params],
+                )
+                counts[policy] = cur.rowcount
+        return counts
+
+    def add_plan_items(self, plan_id: str, policy: str, items: Sequence[PlanItem]) -> int:
+        """Add explicitly chosen records to a plan being made (restore by id)."""
+        with self._tx() as db:
+            cur = db.executemany(
+                "INSERT OR IGNORE INTO plan_items (plan_id, policy, connection, module,"
+                " record_id, planned_modified_at, planned_hash, before_status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        plan_id,
+                        policy,
+                        i.connection,
+                        i.module,
+                        i.record_id,
+                        i.planned_modified_at,
+                        i.planned_hash,
+                        i.before_status,
+                    )
+                    for i in items
+                ],
+            )
+            return cur.rowcount
+
+    def set_plan_policies(self, plan_id: str, policies: Sequence[PlanPolicy]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO plan_policies (plan_id, policy, connection, module, action, params,"
+                " matched, module_total, max_records, max_percent, require_approval, guard)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        plan_id,
+                        p.policy,
+                        p.connection,
+                        p.module,
+                        p.action,
+                        json.dumps(p.params, sort_keys=True),
+                        p.matched,
+                        p.module_total,
+                        p.max_records,
+                        p.max_percent,
+                        int(p.require_approval),
+                        p.guard,
+                    )
+                    for p in policies
+                ],
+            )
+            db.execute("UPDATE plans SET status = 'planned' WHERE id = ?", (plan_id,))
+
+    def get_plan(self, plan_id: str) -> PlanInfo | None:
+        row = self._db.execute(
+            "SELECT id, created_at, created_by, expires_at, config_hash, status, kind"
+            " FROM plans WHERE id = ? AND status != 'creating'",
+            (plan_id,),
+        ).fetchone()
+        return self._plan(row) if row else None
+
+    def list_plans(self, limit: int = 20) -> list[PlanInfo]:
+        rows = self._db.execute(
+            "SELECT id, created_at, created_by, expires_at, config_hash, status, kind"
+            " FROM plans WHERE status != 'creating' ORDER BY created_at DESC, id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [self._plan(r) for r in rows]
+
+    def _plan(self, row: Sequence[Any]) -> PlanInfo:
+        policies = [
+            PlanPolicy(
+                policy=r[0],
+                connection=r[1],
+                module=r[2],
+                action=r[3],
+                params=json.loads(r[4]),
+                matched=r[5],
+                module_total=r[6],
+                max_records=r[7],
+                max_percent=r[8],
+                require_approval=bool(r[9]),
+                guard=r[10],
+            )
+            for r in self._db.execute(
+                "SELECT policy, connection, module, action, params, matched, module_total,"
+                " max_records, max_percent, require_approval, guard FROM plan_policies"
+                " WHERE plan_id = ? ORDER BY rowid",
+                (row[0],),
+            )
+        ]
+        approvals = [
+            (a, t)
+            for a, t in self._db.execute(
+                "SELECT approver, approved_at FROM plan_approvals WHERE plan_id = ?"
+                " ORDER BY approved_at",
+                (row[0],),
+            )
+        ]
+        return PlanInfo(
+            id=row[0],
+            created_at=row[1],
+            created_by=row[2],
+            expires_at=row[3],
+            config_hash=row[4],
+            status=row[5],
+            kind=row[6],
+            policies=policies,
+            approvals=approvals,
+        )
+
+    def set_plan_status(self, plan_id: str, status: str, audit: AuditEntry | None = None) -> None:
+        with self.transaction() as tx:
+            tx._conn().execute("UPDATE plans SET status = ? WHERE id = ?", (status, plan_id))
+            if audit is not None:
+                tx.append_audit([audit])
+
+    def approve_plan(self, plan_id: str, approver: str, audit: AuditEntry) -> None:
+        with self.transaction() as tx:
+            tx._conn().execute(
+                "INSERT OR IGNORE INTO plan_approvals (plan_id, approver, approved_at)"
+                " VALUES (?, ?, ?)",
+                (plan_id, approver, _now()),
+            )
+            tx.append_audit([audit])
+
+    # ------------------------------------------------------------------ items
+
+    def plan_items(
+        self,
+        plan_id: str,
+        policy: str,
+        *,
+        states: Sequence[str],
+        limit: int | None = None,
+        after: str = "",
+    ) -> list[PlanItem]:
+        marks = ", ".join("?" * len(states))
+        sql = (
+            f"SELECT {_ITEM_COLUMNS} FROM plan_items WHERE plan_id = ? AND policy = ?"
+            f" AND record_id > ? AND state IN ({marks}) ORDER BY record_id"
+        )
+        params: list[Any] = [plan_id, policy, after, *states]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [PlanItem(*row) for row in self._db.execute(sql, params)]
+
+    def iter_plan_items(
+        self, plan_id: str, policy: str, *, states: Sequence[str], batch: int = 1000
+    ) -> Iterator[PlanItem]:
+        after = ""
+        while True:
+            items = self.plan_items(plan_id, policy, states=states, limit=batch, after=after)
+            if not items:
+                return
+            yield from items
+            after = items[-1].record_id
+
+    def count_plan_items(self, plan_id: str, *, states: Sequence[str]) -> int:
+        marks = ", ".join("?" * len(states))
+        return self._db.execute(
+            f"SELECT count(*) FROM plan_items WHERE plan_id = ? AND state IN ({marks})",
+            (plan_id, *states),
+        ).fetchone()[0]
+
+    def plan_samples(self, plan_id: str, policy: str, limit: int) -> list[tuple[str, dict]]:
+        return [
+            (rid, json.loads(data))
+            for rid, data in self._db.execute(
+                "SELECT i.record_id, m.data FROM plan_items i JOIN mirror m"
+                " ON m.connection = i.connection AND m.module = i.module"
+                " AND m.record_id = i.record_id"
+                " WHERE i.plan_id = ? AND i.policy = ? ORDER BY i.record_id LIMIT ?",
+                (plan_id, policy, limit),
+            )
+        ]
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot_plan_items(self, plan_id: str, policy: str, run_id: int) -> str | None:
+        """Copy every pending, not yet snapshotted item's current mirror record into a new
+        snapshot, in one transaction. Returns the snapshot id (None: nothing to copy)."""
+        snapshot_id = f"snap-{secrets.token_hex(8)}"
+        pending = (
+            " FROM plan_items i JOIN mirror m ON m.connection = i.connection"
+            " AND m.module = i.module AND m.record_id = i.record_id"
+            " WHERE i.plan_id = ? AND i.policy = ? AND i.state = 'pending'"
+            " AND i.snapshot_id IS NULL"
+        )
+        with self._tx() as db:
+            db.execute(
+                f"INSERT OR IGNORE INTO snapshot_objects (hash, data) SELECT m.content_hash,"
+                f" m.data{pending}",
+                (plan_id, policy),
+            )
+            cur = db.execute(
+                "INSERT INTO snapshot_records (snapshot_id, connection, module, record_id, hash,"
+                f" status) SELECT ?, m.connection, m.module, m.record_id, m.content_hash,"
+                f" m.status{pending}",
+                (snapshot_id, plan_id, policy),
+            )
+            if cur.rowcount <= 0:
+                return None
+            count = cur.rowcount
+            db.execute(
+                "INSERT INTO snapshots (id, created_at, kind, plan_id, run_id, records)"
+                " VALUES (?, ?, 'pre-change', ?, ?, ?)",
+                (snapshot_id, _now(), plan_id, run_id, count),
+            )
+            db.execute(
+                "UPDATE plan_items SET snapshot_id = ? WHERE plan_id = ? AND policy = ?"
+                " AND state = 'pending' AND snapshot_id IS NULL",
+                (snapshot_id, plan_id, policy),
+            )
+        return snapshot_id
+
+    def snapshot_record(
+        self, snapshot_id: str, connection: str, module: str, record_id: str
+    ) -> tuple[dict[str, Any], str] | None:
+        """(data, lifecycle status) of a record as the snapshot kept it."""
+        row = self._db.execute(
+            "SELECT o.data, r.status FROM snapshot_records r JOIN snapshot_objects o"
+            " ON o.hash = r.hash WHERE r.snapshot_id = ? AND r.connection = ? AND r.module = ?"
+            " AND r.record_id = ?",
+            (snapshot_id, connection, module, record_id),
+        ).fetchone()
+        return (json.loads(row[0]), row[1]) if row else None
