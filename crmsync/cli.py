@@ -308,7 +308,13 @@ def demo(records: int, seed: int, keep: Path | None, as_json: bool) -> None:
 
 def _attach_subcommands(group: click.Group) -> None:
     from crmsync.audit_cli import audit_group
-    from crmsync.plans.cli import apply_command, approve_command, plan_command, plans_command
+    from crmsync.plans.cli import (
+        apply_command,
+        approve_command,
+        plan_command,
+        plans_command,
+        restore_command,
+    )
     from crmsync.policy.cli import validate_command
     from crmsync.sandbox.cli import sandbox_command
 
@@ -319,6 +325,7 @@ def _attach_subcommands(group: click.Group) -> None:
         approve_command,
         apply_command,
         plans_command,
+        restore_command,
         audit_group,
     ):
         group.add_command(command)

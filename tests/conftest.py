@@ -35,3 +35,23 @@ def memory_plugin() -> MemoryPlugin:
 def registry(memory_plugin: MemoryPlugin):
     """Installed plugins plus the in-memory test connector."""
     return build_registry(extra_plugins=[("memory", memory_plugin)])
+
+
+@pytest.fixture
+def lc_sandbox():
+    """A sandbox CRM for the lifecycle tests (plan/apply/restore)."""
+    from crmsync.sandbox import SandboxCRM
+    from tests.lifecycle_support import TOKEN
+
+    with SandboxCRM(records=300, seed=11, token=TOKEN) as crm:
+        crm.start()
+        yield crm
+
+
+@pytest.fixture
+def lc_config(tmp_path, lc_sandbox, monkeypatch):
+    """A config for lc_sandbox with the classic policies (tests/lifecycle_support.py)."""
+    from tests.lifecycle_support import TOKEN, write_config
+
+    monkeypatch.setenv("LC_TOKEN", TOKEN)
+    return write_config(tmp_path, lc_sandbox.api_url)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from crmsync.cli import cli
 from crmsync.sandbox import SandboxCRM
-from tests.test_lifecycle import TOKEN, archived_ids, write_config
+from tests.lifecycle_support import TOKEN, archived_ids, write_config
 
 
 def wait_until(condition, timeout: float = 30.0) -> None:

@@ -29,7 +29,7 @@ from crmsync.audit.model import AuditEntry
 from crmsync.config import Config
 from crmsync.connections import open_session
 from crmsync.errors import ConfigError, ConnectorError, GuardError
-from crmsync.hookspecs import ConnectorSession, RecordResult, StatusChange
+from crmsync.hookspecs import ConnectorSession, ModuleInfo, RecordResult, StatusChange
 from crmsync.plans.model import (
     APPLIED,
     DONE,
@@ -44,6 +44,7 @@ from crmsync.plans.model import (
     PlanPolicy,
 )
 from crmsync.plans.planner import config_hash, iso
+from crmsync.plans.restore import restored_fields
 from crmsync.plugins import PluginRegistry
 from crmsync.pull import pull_module, select_modules
 from crmsync.store import Store
@@ -247,7 +248,8 @@ def _apply_module(
             with store.transaction() as tx:
                 for item in batch:
                     tx.set_item_state(item, SENDING)
-            results = _push_with_retries(session, module, policy, batch, result)
+            changes = [_change(store, info, policy, item) for item in batch]
+            results = _push_with_retries(session, module, changes, result)
             by_id = {r.record_id: r for r in results}
             with store.transaction() as tx:
                 entries = []
@@ -256,7 +258,13 @@ def _apply_module(
                         item.record_id, False, "NO_RESULT"
                     )
                     if outcome.ok:
-                        tx.set_status(connection, module, item.record_id, target)
+                        tx.set_status(
+                            connection,
+                            module,
+                            item.record_id,
+                            target,
+                            modified_at=_normalised_time(outcome.modified_at),
+                        )
                         tx.set_item_state(item, DONE)
                         entries.append(audit.entry(item, target, "ok"))
                         result.add(policy.policy, DONE)
@@ -270,15 +278,25 @@ def _apply_module(
                 on_batch(policy.policy, len(batch))
 
 
+def _change(store: Store, info: ModuleInfo, policy: PlanPolicy, item: PlanItem) -> StatusChange:
+    fields = dict(policy.params.get("fields") or {})
+    data = None
+    if policy.params.get("restore_data") and item.source_hash:
+        copy = store.snapshot_object(item.source_hash)
+        current = store.get_record(item.connection, item.module, item.record_id)
+        skip = [f for f in (info.id_field, info.modified_field, info.status_field) if f]
+        fields.update(restored_fields(copy, dict(current.data) if current else {}, skip))
+        data = copy
+    return StatusChange(item.record_id, policy.action, fields, data)
+
+
 def _push_with_retries(
     session: ConnectorSession,
     module: str,
-    policy: PlanPolicy,
-    batch: Sequence[PlanItem],
+    changes: Sequence[StatusChange],
     result: ApplyResult,
 ) -> list[RecordResult]:
-    fields = dict(policy.params.get("fields") or {})
-    todo = [StatusChange(i.record_id, policy.action, fields) for i in batch]
+    todo = list(changes)
     final: dict[str, RecordResult] = {}
     for attempt in range(RETRIES + 1):
         result.api_calls += 1
@@ -292,6 +310,19 @@ def _push_with_retries(
         if not todo:
             break
     return list(final.values())
+
+
+def _normalised_time(value: str | None) -> str | None:
+    """A RecordResult's modified time in the mirror's form (ISO-8601 UTC ``Z``), or None."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    form = "%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return moment.strftime(form)
 
 
 def _code(error: str | None) -> str:

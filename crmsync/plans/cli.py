@@ -182,3 +182,77 @@ def plans_command(limit: int, as_json: bool) -> None:
             for p in plans
         ],
     )
+
+
+@click.command("restore")
+@click.option(
+    "--record",
+    "records",
+    multiple=True,
+    help="Record id (repeatable); needs --connection and --module.",
+)
+@click.option("--connection", help="Connection of --record.")
+@click.option("--module", help="Module of --record.")
+@click.option("--plan", "plan_id", help="Undo everything this plan archived or voided.")
+@click.option("--policy", help="Undo what this policy archived or voided (see --since/--until).")
+@click.option("--since", help="With --policy: changed at or after (ISO time, or 7d / 12h ago).")
+@click.option("--until", help="With --policy: changed before.")
+@click.option(
+    "--data",
+    "with_data",
+    is_flag=True,
+    help="Also put field values back from the copy kept before the change.",
+)
+@click.option("--yes", is_flag=True, help="Apply the restore plan right away.")
+@click.option("--operator", help="Who restores (default: the OS user).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def restore_command(
+    records: Sequence[str],
+    connection: str | None,
+    module: str | None,
+    plan_id: str | None,
+    policy: str | None,
+    since: str | None,
+    until: str | None,
+    with_data: bool,
+    yes: bool,
+    operator: str | None,
+    as_json: bool,
+) -> None:
+    """Restore archived or voided records (a restore plan; --yes applies it at once)."""
+    from crmsync.audit.model import parse_time
+    from crmsync.plans import restore
+
+    chosen = [bool(records), bool(plan_id), bool(policy)]
+    if sum(chosen) != 1:
+        raise click.UsageError("choose exactly one of --record, --plan, --policy")
+    if records and not (connection and module):
+        raise click.UsageError("--record needs --connection and --module")
+    app = _app()
+    config = app.config  # type: ignore[attr-defined]
+    who = current_operator(operator)
+    with app.store() as store:  # type: ignore[attr-defined]
+        if records:
+            selection = restore.select_by_ids(store, connection, module, records)  # type: ignore[arg-type]
+        elif plan_id:
+            selection = restore.select_by_plan(store, plan_id)
+        else:
+            selection = restore.select_by_policy(
+                store,
+                policy,  # type: ignore[arg-type]
+                parse_time(since) if since else None,
+                parse_time(until) if until else None,
+            )
+        plan = restore.make_restore_plan(
+            config, store, selection, operator=who, with_data=with_data
+        )
+        if not yes:
+            data = plan_dict(plan)
+            print_json(data) if as_json else render_plan(data)
+            return
+        result = apply_plan(config, app.registry, store, plan.id, operator=who)  # type: ignore[attr-defined]
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        done = sum(s.get("done", 0) for s in result.counts.values())
+        click.echo(f"restore plan {plan.id}: {done} records restored ({result.status})")

@@ -82,3 +82,4 @@ class PlanItem:
     state: str = PENDING
     error: str | None = None
     snapshot_id: str | None = None
+    source_hash: str | None = None  # restore --data: the kept copy to put field values back from

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crmsync.audit.model import AuditEntry
 from crmsync.config import Config
 from crmsync.errors import ConfigError
 from crmsync.plans.model import PLANNED, PlanInfo, PlanPolicy
@@ -157,6 +158,16 @@ def make_plan(
             )
         )
     store.set_plan_policies(plan_id, rows)
+    store.append_audit(
+        [
+            AuditEntry(
+                "plan.create",
+                operator,
+                plan_id=plan_id,
+                detail={"policies": {r.policy: r.matched for r in rows}},
+            )
+        ]
+    )
     plan = store.get_plan(plan_id)
     assert plan is not None and plan.status == PLANNED
     return plan

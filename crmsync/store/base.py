@@ -118,9 +118,12 @@ class StoreTransaction(ABC):
         status: str,
         *,
         expected: str | None = None,
+        modified_at: str | None = None,
     ) -> bool:
         """Set a mirrored record's lifecycle status. With ``expected``, only if the current
-        status is that (compare-and-set). Returns whether a row changed."""
+        status is that (compare-and-set). ``modified_at``: the CRM's new modified time after
+        our own write, so a later drift check does not mistake our change for someone
+        else's. Returns whether a row changed."""
 
     @abstractmethod
     def set_item_state(self, item: PlanItem, state: str, *, error: str | None = None) -> None:
@@ -257,6 +260,11 @@ class Store(ABC):
     ) -> list[PlanItem]: ...
 
     @abstractmethod
+    def iter_plan_items(
+        self, plan_id: str, policy: str, *, states: Sequence[str], batch: int = 1000
+    ) -> Iterator[PlanItem]: ...
+
+    @abstractmethod
     def count_plan_items(self, plan_id: str, *, states: Sequence[str]) -> int: ...
 
     @abstractmethod
@@ -265,6 +273,17 @@ class Store(ABC):
     # -- pre-change copies (the snapshot issue moves these to content-addressed files)
     @abstractmethod
     def snapshot_plan_items(self, plan_id: str, policy: str, run_id: int) -> str | None: ...
+
+    @abstractmethod
+    def snapshot_hash(
+        self, snapshot_id: str, connection: str, module: str, record_id: str
+    ) -> str | None: ...
+
+    @abstractmethod
+    def latest_copy_hash(self, connection: str, module: str, record_id: str) -> str | None: ...
+
+    @abstractmethod
+    def snapshot_object(self, digest: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
     def snapshot_record(

@@ -97,12 +97,13 @@ class SQLiteTransaction(PlanTransactionMixin, StoreTransaction):
         status: str,
         *,
         expected: str | None = None,
+        modified_at: str | None = None,
     ) -> bool:
         sql = (
-            "UPDATE mirror SET status = ?, updated_at = ?"
+            "UPDATE mirror SET status = ?, updated_at = ?, modified_at = COALESCE(?, modified_at)"
             " WHERE connection = ? AND module = ? AND record_id = ?"
         )
-        args: list[Any] = [status, utcnow(), connection, module, record_id]
+        args: list[Any] = [status, utcnow(), modified_at, connection, module, record_id]
         if expected is not None:
             sql += " AND status = ?"
             args.append(expected)

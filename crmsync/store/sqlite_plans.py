@@ -18,7 +18,7 @@ from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
 
 _ITEM_COLUMNS = (
     "plan_id, policy, connection, module, record_id, planned_modified_at, planned_hash,"
-    " before_status, state, error, snapshot_id"
+    " before_status, state, error, snapshot_id, source_hash"
 )
 
 
@@ -94,8 +94,8 @@ class PlanStoreMixin:
         with self._tx() as db:
             cur = db.executemany(
                 "INSERT OR IGNORE INTO plan_items (plan_id, policy, connection, module,"
-                " record_id, planned_modified_at, planned_hash, before_status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " record_id, planned_modified_at, planned_hash, before_status, source_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         plan_id,
@@ -106,6 +106,7 @@ class PlanStoreMixin:
                         i.planned_modified_at,
                         i.planned_hash,
                         i.before_status,
+                        i.source_hash,
                     )
                     for i in items
                 ],
@@ -301,6 +302,32 @@ class PlanStoreMixin:
                 (snapshot_id, plan_id, policy),
             )
         return snapshot_id
+
+    def snapshot_hash(
+        self, snapshot_id: str, connection: str, module: str, record_id: str
+    ) -> str | None:
+        row = self._db.execute(
+            "SELECT hash FROM snapshot_records WHERE snapshot_id = ? AND connection = ?"
+            " AND module = ? AND record_id = ?",
+            (snapshot_id, connection, module, record_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def latest_copy_hash(self, connection: str, module: str, record_id: str) -> str | None:
+        """The hash of the newest kept copy of a record (None: never copied)."""
+        row = self._db.execute(
+            "SELECT r.hash FROM snapshot_records r JOIN snapshots s ON s.id = r.snapshot_id"
+            " WHERE r.connection = ? AND r.module = ? AND r.record_id = ?"
+            " ORDER BY s.created_at DESC LIMIT 1",
+            (connection, module, record_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def snapshot_object(self, digest: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT data FROM snapshot_objects WHERE hash = ?", (digest,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def snapshot_record(
         self, snapshot_id: str, connection: str, module: str, record_id: str
