@@ -33,8 +33,10 @@ ENTRY_POINT_GROUP = "crmsync.connectors"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
-# Lifecycle actions a connector may be asked to write back (see DESIGN.md, "Record lifecycle").
-ACTIONS = ("archive", "void", "restore", "purge")
+# Actions a connector may be asked to write back: the lifecycle transitions (DESIGN.md, "Record
+# lifecycle"), plus field writes that leave the status alone: ``tag`` (StatusChange.fields has
+# ``tags``, a list) and ``update`` (StatusChange.fields holds the values to write).
+ACTIONS = ("archive", "void", "restore", "purge", "tag", "update")
 
 
 # --------------------------------------------------------------------------- values

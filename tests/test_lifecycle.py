@@ -134,3 +134,45 @@ def test_plans_lists_what_was_planned(lc_config):
     plan = make_plan(lc_config)
     listed = json.loads(run(lc_config, "plans", "--json").stdout)
     assert listed[0]["id"] == plan["id"] and listed[0]["created_by"] == "alice"
+
+
+FIELD_WRITES = [
+    {
+        "name": "mark-dormant",
+        "connection": "sandbox",
+        "module": "Leads",
+        "action": {"type": "update", "fields": {"lead_status": "Dormant"}},
+        "max_percent": 60,
+        "filter": {"all": [{"field": "lead_status", "op": "eq", "value": "Lost"}]},
+    },
+    {
+        "name": "tag-junk",
+        "connection": "sandbox",
+        "module": "Leads",
+        "action": {"type": "tag", "tags": ["junk-review"]},
+        "max_percent": 60,
+        "filter": {"field": "lead_status", "op": "eq", "value": "Junk"},
+    },
+]
+
+
+def test_update_and_tag_write_fields_and_leave_the_status(tmp_path, lc_sandbox, monkeypatch):
+    monkeypatch.setenv("LC_TOKEN", TOKEN)
+    lc_config = write_config(tmp_path, lc_sandbox.api_url, policies=FIELD_WRITES)
+    plan = make_plan(lc_config)
+    counts = {p["policy"]: p["records"] for p in plan["policies"]}
+    assert counts["mark-dormant"] > 0 and counts["tag-junk"] > 0
+    result = run(lc_config, "apply", plan["id"], "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["policies"]["mark-dormant"] == {"done": counts["mark-dormant"]}
+    assert summary["policies"]["tag-junk"] == {"done": counts["tag-junk"]}
+    leads = [lc_sandbox.record("Leads", i) for i in lc_sandbox.ids("Leads")]
+    assert sum(r["lead_status"] == "Dormant" for r in leads) >= counts["mark-dormant"]
+    tagged = [r for r in leads if "junk-review" in (r.get("tags") or [])]
+    assert len(tagged) == counts["tag-junk"]
+    assert all(r["status"] in ("active", "archived", "voided") for r in tagged)
+    # nothing left to do: a fresh plan finds no Lost leads to mark again
+    assert run(lc_config, "pull").exit_code == 0
+    again = json.loads(run(lc_config, "plan", "--json", "--policy", "mark-dormant").stdout)
+    assert again["policies"][0]["records"] == 0

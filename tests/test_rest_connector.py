@@ -615,7 +615,7 @@ def test_limits_and_modules(connector):
     assert (limits.page_size, limits.batch_size, limits.concurrency) == (20, 40, 3)
     assert limits.requests_per_second == 5
     modules = {m.name: m for m in session.list_modules()}
-    assert modules["Leads"].actions == ("archive", "void", "restore", "purge")
+    assert modules["Leads"].actions == ("archive", "void", "restore", "purge", "tag", "update")
     assert modules["Deals"].actions == ("archive", "restore")
     assert modules["Leads"].id_field == "id" and modules["Leads"].modified_field == "modified_at"
     session.close()

@@ -187,14 +187,7 @@ def _apply_module(
     # 1. refresh the mirror from the CRM (cheap: incremental)
     pull_module(session, store, connection, info)
     for policy in policies:
-        target = TARGET_STATUS.get(policy.action)
-        if target is None:
-            raise ConnectorError(
-                f"policy {policy.policy!r}: action {policy.action!r} cannot be applied by this "
-                "version of crmsync",
-                connection=connection,
-                module=module,
-            )
+        target = TARGET_STATUS.get(policy.action)  # None: a field write (tag, update)
         if policy.action not in info.actions:
             raise ConnectorError(
                 f"policy {policy.policy!r}: the connector has no {policy.action!r} operation "
@@ -207,14 +200,11 @@ def _apply_module(
         with store.transaction() as tx:
             for item in store.plan_items(plan.id, policy.policy, states=(SENDING,)):
                 current = store.get_record(connection, module, item.record_id)
-                confirmed = (
-                    info.status_field is not None
-                    and current is not None
-                    and (current.status == target)
-                )
+                confirmed = current is not None and _already_written(info, policy, current)
                 tx.set_item_state(item, DONE if confirmed else PENDING)
                 if confirmed:
-                    tx.append_audit([audit.entry(item, target, "ok", recovered=True)])
+                    after = target or item.before_status
+                    tx.append_audit([audit.entry(item, after, "ok", recovered=True)])
                     result.add(policy.policy, DONE)
         # 3. drift and deletions
         with store.transaction() as tx:
@@ -258,15 +248,16 @@ def _apply_module(
                         item.record_id, False, "NO_RESULT"
                     )
                     if outcome.ok:
+                        after = target or item.before_status
                         tx.set_status(
                             connection,
                             module,
                             item.record_id,
-                            target,
+                            after,
                             modified_at=_normalised_time(outcome.modified_at),
                         )
                         tx.set_item_state(item, DONE)
-                        entries.append(audit.entry(item, target, "ok"))
+                        entries.append(audit.entry(item, after, "ok"))
                         result.add(policy.policy, DONE)
                     else:
                         code = _code(outcome.error)
@@ -278,8 +269,25 @@ def _apply_module(
                 on_batch(policy.policy, len(batch))
 
 
+def _already_written(info: ModuleInfo, policy: PlanPolicy, current: Any) -> bool:
+    """Does the CRM (as just pulled) already show this policy's change? Used for records that
+    were in flight when an apply stopped, so they are not written twice."""
+    target = TARGET_STATUS.get(policy.action)
+    if target is not None:
+        return info.status_field is not None and current.status == target
+    if policy.action == "update":
+        fields = policy.params.get("fields") or {}
+        return all(current.data.get(k) == v for k, v in fields.items())
+    if policy.action == "tag":
+        tags = current.data.get("tags")
+        return isinstance(tags, list) and set(policy.params.get("tags") or ()) <= set(tags)
+    return False
+
+
 def _change(store: Store, info: ModuleInfo, policy: PlanPolicy, item: PlanItem) -> StatusChange:
     fields = dict(policy.params.get("fields") or {})
+    if policy.action == "tag":
+        fields["tags"] = list(policy.params.get("tags") or ())
     data = None
     if policy.params.get("restore_data") and item.source_hash:
         copy = store.snapshot_object(item.source_hash)

@@ -110,6 +110,9 @@ def sandbox_connection_settings(
             "archive": _status_op("archived"),
             "void": _status_op("voided"),
             "restore": _status_op("active"),
+            # field writes: the sandbox stores extra fields of a batch item as given
+            "tag": {**_status_op("active"), "item": {"id": "{id}", "tags": "{field.tags}"}},
+            "update": {**_status_op("active"), "item": {"id": "{id}"}},
             "purge": {
                 "method": "POST",
                 "path": "{module}/batch-delete",
