@@ -56,10 +56,14 @@ def render_plan(data: dict) -> None:
             flags.append(f"STOPPED BY GUARD ({p['guard'][10:]})")
         if p["requires_approval"]:
             flags.append("needs approval")
+        limits = [
+            f"{p['max_records']} records" if p["max_records"] else "",
+            f"{p['max_percent']:g}% of the module" if p["max_percent"] else "",
+        ]
         click.echo(
             f"\n  {p['policy']}: {p['action']} {p['records']} of {p['module_records']} "
-            f"{p['connection']}/{p['module']} ({p['percent']:.1f}%; guard "
-            f"{p['max_records'] or '-'} records / {p['max_percent'] or '-'}%)"
+            f"{p['connection']}/{p['module']} ({p['percent']:.1f}%; limit "
+            f"{' and '.join(x for x in limits if x) or 'none'})"
             + (f"  [{'; '.join(flags)}]" if flags else "")
         )
         for s in p["samples"]:
@@ -142,6 +146,7 @@ def apply_command(plan_id: str, operator: str | None, as_json: bool) -> None:
             plan_id,
             operator=current_operator(operator),
         )
+        head = store.audit_head()
     if as_json:
         print_json(result.as_dict())
         return
@@ -154,6 +159,8 @@ def apply_command(plan_id: str, operator: str | None, as_json: bool) -> None:
         ("policy", "done", "failed", "drift", "gone"),
         rows,
     )
+    if head is not None:  # worth writing down: `crmsync audit verify --expect-head` checks it
+        click.echo(f"audit log head: seq {head.seq} {head.hash}")
 
 
 @click.command("plans")
