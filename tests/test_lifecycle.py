@@ -90,7 +90,9 @@ def test_drifted_records_are_skipped_not_overwritten(lc_config, lc_sandbox):
     planned = plan["policies"][0]["records"]
     sample = plan["policies"][0]["samples"][0]["record_id"]
     lc_sandbox.touch("Leads", ids=[sample])  # someone edits it in the CRM after the plan
-    summary = json.loads(run(lc_config, "apply", plan["id"], "--json").stdout)
+    result = run(lc_config, "apply", plan["id"], "--json")
+    assert result.exit_code == 3 and "changed in the CRM since the plan" in result.stderr
+    summary = json.loads(result.stdout)
     assert summary["policies"]["stale-leads"] == {"drift": 1, "done": planned - 1}
     assert lc_sandbox.write_count("Leads", sample) == 0
     assert lc_sandbox.record("Leads", sample)["status"] == "active"
@@ -100,12 +102,16 @@ def test_records_the_crm_rejects_are_reported_and_the_rest_applied(lc_config, lc
     plan = make_plan(lc_config, "--policy", "stale-leads")
     rejected = plan["policies"][0]["samples"][0]["record_id"]
     lc_sandbox.set_faults(fail_ids=[rejected])
-    summary = json.loads(run(lc_config, "apply", plan["id"], "--json").stdout)
+    result = run(lc_config, "apply", plan["id"], "--json")
+    assert result.exit_code == 1 and "refused 1 record" in result.stderr
+    summary = json.loads(result.stdout)
     counts = summary["policies"]["stale-leads"]
     assert counts["failed"] == 1 and counts["done"] == plan["policies"][0]["records"] - 1
     assert summary["status"] == "applied"
     log = json.loads(run(lc_config, "audit", "log", "--record", rejected, "--json").stdout)
     assert log[-1]["outcome"] == "failed:WRITE_REJECTED"
+    failed = run(lc_config, "audit", "log", "--plan", plan["id"], "--outcome", "failed", "--json")
+    assert [e["record_id"] for e in json.loads(failed.stdout)] == [rejected]
 
 
 def test_unknown_expired_and_changed_config_plans_are_refused(lc_config, lc_sandbox, tmp_path):

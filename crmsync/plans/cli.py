@@ -10,7 +10,7 @@ import click
 
 from crmsync.audit.model import AuditEntry
 from crmsync.errors import GuardError
-from crmsync.plans.apply import PlanError, apply_plan
+from crmsync.plans.apply import ApplyResult, PlanError, apply_plan
 from crmsync.plans.model import PlanInfo
 from crmsync.plans.planner import current_operator, make_plan, sample_view, select_policies
 from crmsync.ui import print_json, print_table
@@ -149,7 +149,32 @@ def apply_command(plan_id: str, operator: str | None, as_json: bool) -> None:
         head = store.audit_head()
     if as_json:
         print_json(result.as_dict())
-        return
+    else:
+        _render_apply(result, plan_id, head)
+    _exit_for(result, plan_id)
+
+
+def _exit_for(result: ApplyResult, plan_id: str) -> None:
+    """Loud on partial success: 1 if the CRM refused records, 3 if some drifted."""
+    failed = sum(s.get("failed", 0) for s in result.counts.values())
+    drift = sum(s.get("drift", 0) for s in result.counts.values())
+    if failed:
+        click.echo(
+            f"error: the CRM refused {failed} record(s); see "
+            f"`crmsync audit log --plan {plan_id} --outcome failed`",
+            err=True,
+        )
+        sys.exit(1)
+    if drift:
+        click.echo(
+            f"stopped: {drift} record(s) changed in the CRM since the plan and were "
+            "skipped; plan again to include them",
+            err=True,
+        )
+        sys.exit(GuardError.exit_code)
+
+
+def _render_apply(result: ApplyResult, plan_id: str, head: object) -> None:
     rows = [
         [policy, *(states.get(s, 0) for s in ("done", "failed", "drift", "gone"))]
         for policy, states in result.counts.items()
@@ -160,7 +185,7 @@ def apply_command(plan_id: str, operator: str | None, as_json: bool) -> None:
         rows,
     )
     if head is not None:  # worth writing down: `crmsync audit verify --expect-head` checks it
-        click.echo(f"audit log head: seq {head.seq} {head.hash}")
+        click.echo(f"audit log head: seq {head.seq} {head.hash}")  # type: ignore[attr-defined]
 
 
 @click.command("plans")

@@ -216,12 +216,19 @@ class SQLiteStore(PlanStoreMixin, Store):
             "run_id",
             "action",
             "operator",
-            "outcome",
         ):
             value = getattr(query, column)
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if query.outcome is not None:
+            # "failed" matches every failed:<code>; "failed:409" only that code.
+            if ":" in query.outcome:
+                where.append("outcome = ?")
+                args.append(query.outcome)
+            else:
+                where.append("(outcome = ? OR outcome LIKE ?)")
+                args += [query.outcome, query.outcome + ":%"]
         if query.since is not None:
             where.append("time >= ?")
             args.append(query.since)
