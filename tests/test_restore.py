@@ -108,3 +108,23 @@ def test_restore_needs_exactly_one_selector(lc_config):
     assert run(lc_config, "restore", "--record", "1").exit_code == 2
     unknown = run(lc_config, "restore", "--plan", "nope")
     assert unknown.exit_code == 2 and "no plan 'nope'" in unknown.stderr
+
+
+def test_restore_by_run_undoes_that_apply_run(lc_config, lc_sandbox):
+    before = archived_ids(lc_sandbox)
+    plan = make_plan(lc_config, "--policy", "stale-leads")
+    run_id = apply(lc_config, plan["id"])["run"]
+    result = run(lc_config, "restore", "--run", str(run_id), "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert archived_ids(lc_sandbox) == before
+
+
+def test_apply_policy_yes_plans_and_applies_in_one_step(lc_config, lc_sandbox):
+    assert run(lc_config, "pull").exit_code == 0
+    assert run(lc_config, "apply", "--policy", "stale-leads").exit_code == 2  # needs --yes
+    result = run(lc_config, "apply", "--policy", "stale-leads", "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["policies"]["stale-leads"]["done"] > 0
+    # approval still holds in the one-step form
+    refused = run(lc_config, "apply", "--policy", "void-junk-contacts", "--yes")
+    assert refused.exit_code == 3 and "requires approval" in refused.stderr

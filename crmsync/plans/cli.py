@@ -132,13 +132,42 @@ def approve_command(plan_id: str, operator: str | None) -> None:
 
 
 @click.command("apply")
-@click.argument("plan_id")
+@click.argument("plan_id", required=False)
+@click.option(
+    "-p",
+    "--policy",
+    "policies",
+    multiple=True,
+    help="Without PLAN_ID: plan these policies and apply at once (needs --yes).",
+)
+@click.option("--yes", is_flag=True, help="With --policy: no separate review step.")
 @click.option("--operator", help="Who applies (default: the OS user).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def apply_command(plan_id: str, operator: str | None, as_json: bool) -> None:
-    """Apply a plan: guards, drift check, snapshot, then write back in batches (resumable)."""
+def apply_command(
+    plan_id: str | None, policies: Sequence[str], yes: bool, operator: str | None, as_json: bool
+) -> None:
+    """Apply a plan: guards, drift check, snapshot, then write back in batches (resumable).
+
+    `crmsync apply PLAN_ID` applies a reviewed plan; `crmsync apply --policy P --yes` plans and
+    applies in one step (guards and approvals still hold)."""
     app = _app()
+    if plan_id and policies:
+        raise click.UsageError("give either PLAN_ID or --policy, not both")
+    if not plan_id:
+        if not policies:
+            raise click.UsageError("give a PLAN_ID (see `crmsync plans`) or --policy P --yes")
+        if not yes:
+            raise click.UsageError("--policy without a plan id needs --yes (no review step)")
     with app.store() as store:  # type: ignore[attr-defined]
+        if not plan_id:
+            config = app.config  # type: ignore[attr-defined]
+            plan_id = make_plan(
+                config,
+                store,
+                select_policies(config, policies),
+                operator=current_operator(operator),
+                ttl=config.plan_ttl,
+            ).id
         result = apply_plan(
             app.config,  # type: ignore[attr-defined]
             app.registry,  # type: ignore[attr-defined]
@@ -226,6 +255,9 @@ def plans_command(limit: int, as_json: bool) -> None:
 @click.option("--connection", help="Connection of --record.")
 @click.option("--module", help="Module of --record.")
 @click.option("--plan", "plan_id", help="Undo everything this plan archived or voided.")
+@click.option(
+    "--run", "run_id", type=int, help="Undo everything this apply run archived or voided."
+)
 @click.option("--policy", help="Undo what this policy archived or voided (see --since/--until).")
 @click.option("--since", help="With --policy: changed at or after (ISO time, or 7d / 12h ago).")
 @click.option("--until", help="With --policy: changed before.")
@@ -243,6 +275,7 @@ def restore_command(
     connection: str | None,
     module: str | None,
     plan_id: str | None,
+    run_id: int | None,
     policy: str | None,
     since: str | None,
     until: str | None,
@@ -255,9 +288,9 @@ def restore_command(
     from crmsync.audit.model import parse_time
     from crmsync.plans import restore
 
-    chosen = [bool(records), bool(plan_id), bool(policy)]
+    chosen = [bool(records), bool(plan_id), run_id is not None, bool(policy)]
     if sum(chosen) != 1:
-        raise click.UsageError("choose exactly one of --record, --plan, --policy")
+        raise click.UsageError("choose exactly one of --record, --plan, --run, --policy")
     if records and not (connection and module):
         raise click.UsageError("--record needs --connection and --module")
     app = _app()
@@ -269,11 +302,12 @@ def restore_command(
         elif plan_id:
             selection = restore.select_by_plan(store, plan_id)
         else:
-            selection = restore.select_by_policy(
+            selection = restore.select_from_audit(
                 store,
-                policy,  # type: ignore[arg-type]
-                parse_time(since) if since else None,
-                parse_time(until) if until else None,
+                policy=policy,
+                run_id=run_id,
+                since=parse_time(since) if since else None,
+                until=parse_time(until) if until else None,
             )
         plan = restore.make_restore_plan(
             config, store, selection, operator=who, with_data=with_data

@@ -1,8 +1,9 @@
 """``crmsync restore``: undo archive/void, as a plan that goes through the same apply path
 (snapshot first, drift check, batches, audit, resumable).
 
-Which records: given ids (``--record``), everything a plan changed (``--plan``), or what a
-policy changed in a time range (``--policy`` with ``--since``/``--until``, from the audit log).
+Which records: given ids (``--record``), everything a plan or an apply run changed
+(``--plan``, ``--run``), or what a policy changed in a time range (``--policy`` with
+``--since``/``--until``); runs and policies are looked up in the audit log.
 With ``--data`` the records' field values are also put back from the local copy taken before
 they were changed: only fields that differ from the record as the CRM has it now are sent.
 """
@@ -65,11 +66,25 @@ def select_by_plan(store: Store, plan_id: str) -> Selection:
     return Selection(dict(records))
 
 
-def select_by_policy(store: Store, policy: str, since: str | None, until: str | None) -> Selection:
+def select_from_audit(
+    store: Store,
+    *,
+    policy: str | None = None,
+    run_id: int | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Selection:
+    """What a policy (in a time range) or an apply run archived or voided, from the audit log."""
     records: dict[tuple[str, str], dict[str, str | None]] = defaultdict(dict)
     for action in CHANGING_ACTIONS:
         query = AuditQuery(
-            policy=policy, action=action, outcome="ok", since=since, until=until, limit=None
+            policy=policy,
+            run_id=run_id,
+            action=action,
+            outcome="ok",
+            since=since,
+            until=until,
+            limit=None,
         )
         for entry in store.find_audit(query):
             if entry.connection and entry.module and entry.record_id:
