@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from crmsync.policy.duplicates import dup_key, key_fields, time_field
 from crmsync.policy.filters import cutoff
 from crmsync.policy.model import All, AnyOf, Condition, FieldRef, Filter, Not
 
@@ -110,13 +111,53 @@ def condition(op: str, field: Any, value: Any, now: datetime) -> bool:
     raise ValueError(op)
 
 
-def evaluate(node: Filter, record: dict[str, Any], now: datetime) -> bool:
+def _dup_keys(table: dict[str, Any], record: dict[str, Any]) -> tuple[str, ...] | None:
+    """The record's duplicate key, or None when it takes no part (crmsync.policy.duplicates)."""
+    if record.get("crm_deleted_at") is not None or record["status"] not in ("active", "archived"):
+        return None
+    keys = []
+    for ref, mode in key_fields(table):
+        value = lookup(record, ref)
+        key = dup_key(mode, None if value is MISSING else value)
+        if key is None:
+            return None
+        keys.append(key)
+    return tuple(keys)
+
+
+def duplicate_of(table: dict[str, Any], record: dict[str, Any], records: list[dict]) -> bool:
+    """Another record of the group is the kept one. ``records``: the module's mirror rows."""
+    mine = _dup_keys(table, record)
+    if mine is None:
+        return False
+    group = [r for r in records if _dup_keys(table, r) == mine]
+    by = time_field(table)
+    newest = table.get("keep", "newest") == "newest"
+
+    def rank(r: dict[str, Any]) -> tuple:
+        # Active first; then the time (no time = older than any), then the record id.
+        when = time_key(lookup(r, by))
+        active = r["status"] == "active"
+        return (active if newest else not active, when is not None, when or "", r["record_id"])
+
+    kept = max(group, key=rank) if newest else min(group, key=rank)
+    return kept["record_id"] != record["record_id"]
+
+
+def evaluate(
+    node: Filter, record: dict[str, Any], now: datetime, records: list[dict] | None = None
+) -> bool:
+    """``records``: every mirror row of the record's connection and module (for duplicate_of)."""
     if isinstance(node, Condition):
+        if node.op == "duplicate_of":
+            if records is None:
+                raise ValueError("duplicate_of needs the module's records")
+            return duplicate_of(node.value, record, records)
         return condition(node.op, lookup(record, node.field), node.value, now)
     if isinstance(node, Not):
-        return not evaluate(node.item, record, now)
+        return not evaluate(node.item, record, now, records)
     if isinstance(node, All):
-        return all(evaluate(item, record, now) for item in node.items)
+        return all(evaluate(item, record, now, records) for item in node.items)
     if isinstance(node, AnyOf):
-        return any(evaluate(item, record, now) for item in node.items)
+        return any(evaluate(item, record, now, records) for item in node.items)
     raise TypeError(node)

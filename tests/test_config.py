@@ -183,3 +183,19 @@ def test_example_config_is_valid_as_shipped():
     assert set(config.connections) == {"sandbox", "helpdesk"}
     secret = config.connection("helpdesk").settings["auth"]["refresh_token"]
     assert isinstance(secret, SecretRef) and secret.ref == "env:HELPDESK_REFRESH_TOKEN"
+    # The classic policies of the policy issue, all against the sandbox connection.
+    policies = {p.name: p for p in config.policies}
+    assert list(policies) == [
+        "stale-leads",
+        "old-lost-deals",
+        "duplicate-contacts",
+        "restore-mistaken-archive",
+    ]
+    assert {p.connection for p in config.policies} == {"sandbox"}
+    assert [p.action.type for p in config.policies] == ["archive", "archive", "void", "restore"]
+    assert [p.module for p in config.policies] == ["Leads", "Deals", "Contacts", "Leads"]
+    dups = policies["duplicate-contacts"]
+    assert dups.require_approval and dups.filter.op == "duplicate_of"
+    assert dups.filter.value["normalize"] == {"phone": "phone"}
+    assert not policies["restore-mistaken-archive"].enabled
+    assert config.plan_ttl.total_seconds() == 24 * 3600 and config.allow_self_approval is False

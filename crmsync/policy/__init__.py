@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from crmsync.policy import duplicates  # noqa: F401  (registers the duplicate_of filter)
 from crmsync.policy.model import (
     DEFAULT_MAX_PERCENT,
     DEFAULT_MAX_RECORDS,

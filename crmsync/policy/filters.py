@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,11 +51,41 @@ class FieldSQL:
     v: str
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The connection and module a policy's query reads: for ops whose SQL reads other rows."""
+
+    connection: str
+    module: str
+
+
+# SQL functions ops use: name -> (number of arguments, function); install_sql_functions adds them.
+sql_functions: dict[str, tuple[int, Callable[..., Any]]] = {}
+
+
 class FilterOp:
-    """Base class of every op. ``value_schema`` None means the op takes no ``value``."""
+    """Base class of every op. ``value_schema`` None means the op takes no ``value``.
+
+    A ``standalone`` op is written as its own table, ``{ <name> = ..., <options> }``, not as
+    ``{field, op, value}``: its value is that whole table (``value_schema`` describes it), its
+    field is ``@id``, ``field_specs(value)`` names the fields inside it (checked like ``field``).
+    """
 
     name: str = ""
     value_schema: dict[str, Any] | None = SCALAR_SCHEMA
+    standalone: bool = False
+
+    def field_specs(self, value: Any) -> dict[str, Any]:
+        """Standalone ops: key path under the condition -> field spec it holds."""
+        return {}
+
+    def table_problems(self, value: Any) -> list[tuple[str, str]]:
+        """Standalone ops: (key path under the condition, message) for each problem of meaning."""
+        return []
+
+    def scoped_sql(self, f: FieldSQL, value: Any, now: datetime, scope: Scope | None) -> SqlParams:
+        """:meth:`to_sql`, told the policy's scope (None outside a policy); override to use it."""
+        return self.to_sql(f, value, now)
 
     def validate(self, value: Any, field: FieldRef) -> str | None:
         """A message when ``value`` is well-formed but meaningless; None when fine."""

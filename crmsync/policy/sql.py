@@ -49,7 +49,7 @@ from functools import lru_cache
 from typing import Any
 
 from crmsync.policy import actions, filters
-from crmsync.policy.filters import FieldSQL, SqlParams
+from crmsync.policy.filters import FieldSQL, Scope, SqlParams
 from crmsync.policy.model import All, AnyOf, Condition, FieldRef, Filter, Not, Policy
 
 SELECT_COLUMNS = "record_id, modified_at, status, content_hash"
@@ -62,6 +62,8 @@ def install_sql_functions(conn: sqlite3.Connection) -> None:
     it when it opens its connection).
     """
     conn.create_function("regexp", 2, _regexp, deterministic=True)
+    for name, (nargs, function) in filters.sql_functions.items():
+        conn.create_function(name, nargs, function, deterministic=True)
 
 
 @lru_cache(maxsize=256)
@@ -108,14 +110,14 @@ def field_sql(ref: FieldRef) -> FieldSQL:
 # --------------------------------------------------------------------------- filters
 
 
-def compile_filter(node: Filter, now: datetime) -> SqlParams:
+def compile_filter(node: Filter, now: datetime, scope: Scope | None = None) -> SqlParams:
     """A WHERE expression (always 0 or 1, never NULL) and its parameters."""
     if isinstance(node, Condition):
         op = filters.registry[node.op]
-        sql, params = op.to_sql(field_sql(node.field), node.value, now)
+        sql, params = op.scoped_sql(field_sql(node.field), node.value, now, scope)
         return f"coalesce({sql}, 0)", list(params)
     if isinstance(node, Not):
-        sql, params = compile_filter(node.item, now)
+        sql, params = compile_filter(node.item, now, scope)
         return f"NOT {sql}", params
     if isinstance(node, All | AnyOf):
         if not node.items:
@@ -123,7 +125,7 @@ def compile_filter(node: Filter, now: datetime) -> SqlParams:
         joiner = " AND " if isinstance(node, All) else " OR "
         parts, params = [], []
         for item in node.items:
-            sql, sub = compile_filter(item, now)
+            sql, sub = compile_filter(item, now, scope)
             parts.append(sql)
             params += sub
         return "(" + joiner.join(parts) + ")", params
@@ -132,7 +134,7 @@ def compile_filter(node: Filter, now: datetime) -> SqlParams:
 
 def compile_policy(policy: Policy, now: datetime) -> SqlParams:
     """The policy's filter alone, as ``(sql_where, params)``; :func:`select_sql` scopes it."""
-    return compile_filter(policy.filter, now)
+    return compile_filter(policy.filter, now, Scope(policy.connection, policy.module))
 
 
 def _scope(policy: Policy, now: datetime) -> SqlParams:

@@ -258,7 +258,23 @@ class _PolicyChecker:
                 self.problem(path, f"a table with {key!r} cannot have other keys (found {others})")
                 return None
             return self.logical(key, node[key], f"{path}.{key}")
+        standalone = [k for k in node if getattr(filters.registry.get(k), "standalone", False)]
+        if standalone:
+            return self.standalone(standalone[0], node, path)
         return self.condition(node, path)
+
+    def standalone(self, name: str, node: dict[str, Any], path: str) -> Condition | None:
+        """``{ <op> = ..., <options> }``: the whole table is the op's value; field ``@id``."""
+        op = filters.registry[name]
+        if not self.schema(op.value_schema or {}, node, path):
+            return None
+        refs = [self.field(spec, f"{path}.{sub}") for sub, spec in op.field_specs(node).items()]
+        problems = op.table_problems(node)
+        for sub, message in problems:
+            self.problem(f"{path}.{sub}", message)
+        if problems or any(ref is None for ref in refs):
+            return None
+        return Condition(FieldRef.parse("@id"), name, node)
 
     def logical(self, key: str, value: Any, path: str) -> Filter | None:
         if key == "not":
@@ -298,8 +314,12 @@ class _PolicyChecker:
 
         ref = self.field(field_spec, f"{path}.field")
         op = filters.registry.get(op_name) if isinstance(op_name, str) else None
+        if op is not None and op.standalone:
+            self.problem(f"{path}.op", f"{op_name} is a table of its own: {{ {op_name} = ... }}")
+            return None
         if op is None:
-            self.problem(f"{path}.op", _unknown("op", op_name, filters.registry.names()))
+            ops = [n for n in filters.registry.names() if not filters.registry[n].standalone]
+            self.problem(f"{path}.op", _unknown("op", op_name, ops))
             return None
         if ref is None:
             return None

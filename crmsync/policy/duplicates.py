@@ -1,0 +1,270 @@
+"""The ``duplicate_of`` filter: records that have a kept twin in the same module.
+
+Syntax — a condition table of its own, usable anywhere a condition is (inside ``all``,
+``any``, ``not``)::
+
+    filter = { duplicate_of = ["email"] }
+    filter = { duplicate_of = ["phone"], normalize = "phone", keep = "oldest" }
+    filter = { duplicate_of = ["last_name", "phone"], normalize = { phone = "phone" } }
+    filter = { duplicate_of = ["email"], keep = "newest", by = "created_at" }
+
+(``{ duplicate_of = [...] }`` rather than ``{ op = "duplicate", value = ... }``: the op compares
+*several* fields of *other* records, so it has no single ``field``; it reads like
+``older_than = "365d"`` does.)
+
+**Meaning.** A record matches when another record of the same connection and module has the
+same *key* — the normalised values of every field in ``duplicate_of`` — and that other record is
+the one the group keeps. Every record of a group except the kept one matches, so voiding what
+the filter selects leaves exactly one record per key.
+
+* **Who takes part.** Live records (not deleted in the CRM) whose status is ``active`` or
+  ``archived``. Voided records are already gone: they neither keep nor count. Other conditions
+  of the same filter do not narrow the group: ``all = [{ duplicate_of = ["email"] }, { field =
+  "owner", op = "eq", value = "Ann" }]`` selects Ann's records that have a kept twin owned by
+  anyone.
+* **Which one is kept.** Active records before archived ones — a duplicates policy never leaves
+  a person with no active record when there was one; an archived record is kept only when its
+  whole group is archived. Among those, ``keep = "newest"`` (the default) keeps the record with
+  the latest time, ``"oldest"`` the earliest. The time is ``by`` (a field holding a time, read
+  like ``older_than`` reads it; default ``@modified_at``); a record with no time counts as older
+  than any record with one. Equal times are decided by record id (compared as text): the largest
+  is kept with ``newest``, the smallest with ``oldest``. The choice is total, so it never depends
+  on row order.
+* **Keys.** Each listed field is normalised by its mode (``normalize``: one mode for all fields,
+  or a table ``{ field = mode }``, unnamed fields ``"text"``). A record with no key for *any*
+  listed field — missing, null, empty after normalising, or a type the mode does not read — is
+  never a duplicate and never kept.
+
+  - ``"text"`` (default): text or integer values; Unicode NFKC (full-width letters and digits
+    become ASCII), case-folded (``str.casefold``), every whitespace character removed. So
+    ``" Ann.Lee@X.com"`` = ``"ann.lee@x.com"``, ``"张 伟"`` = ``"张伟"``, ``"123"`` = ``123``.
+    Suits names and e-mail addresses (typos and other domains are *not* caught).
+  - ``"phone"``: the national number. Text (NFKC) or integer; the number ends at the first
+    letter, ``#``, ``,`` or ``;`` after a digit (extensions); only ASCII digits are kept. When a
+    ``+`` comes before the first digit, or the digits begin with ``00``, the number is
+    international and its country calling code is dropped (E.164 codes are prefix-free: 1 and
+    7 take one digit, the two-digit codes are listed below, every other code three). Leading
+    zeros (trunk prefix) are then dropped. So ``"+86 138 1234 5678"`` = ``"13812345678"`` =
+    ``"138-1234-5678"``, ``"+1 (415) 555-0100"`` = ``"415-555-0100"``, ``"010-12345678"`` =
+    ``"+86 10 12345678"``. Limits: a number written without ``+``/``00`` is read as national
+    (``"442012345678"`` is not ``"+44 20 1234 5678"``), and equal national numbers of two
+    countries are equal — pair ``phone`` with another field when a CRM spans countries.
+  - ``"exact"``: the JSON value as is, compared like ``eq`` (text exactly, ``1`` = ``1.0``,
+    booleans as booleans; ``"1"`` != ``1``). Arrays and objects have no key; ``""`` neither.
+
+**SQL.** One uncorrelated sub-query, computed once per statement: ``record_id IN (SELECT
+record_id FROM (SELECT record_id, row_number() OVER (PARTITION BY <keys> ORDER BY status =
+'active' DESC, <time> DESC, record_id DESC) AS rn FROM mirror WHERE <scope> AND <keys not
+null>) WHERE rn > 1)``. Keys come from the ``crmsync_dupkey(mode, json_type, value)`` SQL
+function (registered by :func:`crmsync.policy.sql.install_sql_functions`), which is
+:func:`dup_key` — the normalisation is the same Python code in SQL and in the tests' reference.
+The op needs the policy's scope (connection and module), so it compiles only through
+:func:`crmsync.policy.sql.compile_policy`/``select_sql``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+from crmsync.policy import filters
+from crmsync.policy.filters import FieldSQL, FilterOp, Scope, SqlParams, time_key_sql
+from crmsync.policy.model import DEFAULT_TIME_FIELD, PSEUDO_FIELDS, FieldRef
+from crmsync.policy.sql import field_sql
+
+OP = "duplicate_of"
+MODES = ("text", "phone", "exact")
+KEEP = ("newest", "oldest")
+PARTICIPANTS = ("active", "archived")
+SQL_FUNCTION = "crmsync_dupkey"
+
+# E.164 country calling codes of two digits; 1 and 7 are one digit, all others three.
+TWO_DIGIT_CODES = frozenset(
+    str(code)
+    for code in (20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49,
+                 51, 52, 53, 54, 55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86,
+                 90, 91, 92, 93, 94, 95, 98)
+)  # fmt: skip
+_DIGITS = frozenset("0123456789")
+_PHONE_END = frozenset("#,;")
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def text_key(value: Any) -> str | None:
+    """NFKC, case-folded, whitespace removed; text or integers only; None when empty."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    key = "".join(unicodedata.normalize("NFKC", value).casefold().split())
+    return key or None
+
+
+def country_code_length(digits: str) -> int:
+    if digits[:1] in ("1", "7"):
+        return 1
+    return 2 if digits[:2] in TWO_DIGIT_CODES else 3
+
+
+def phone_key(value: Any) -> str | None:
+    """The national number (see the module docstring); None when there are no digits."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    text = unicodedata.normalize("NFKC", value)
+    digits: list[str] = []
+    international = False
+    for ch in text:
+        if ch in _DIGITS:
+            digits.append(ch)
+        elif not digits:
+            international = international or ch == "+"
+        elif ch.isalpha() or ch in _PHONE_END:
+            break
+    number = "".join(digits)
+    if number.startswith("00"):
+        number, international = number[2:], True
+    if international and number:
+        number = number[country_code_length(number) :]
+    return number.lstrip("0") or None
+
+
+def exact_key(value: Any) -> str | None:
+    """The JSON value, tagged by type: numbers compare numerically, text exactly."""
+    if isinstance(value, bool):
+        return "b1" if value else "b0"
+    if isinstance(value, int):
+        return f"n{value}"
+    if isinstance(value, float):
+        return f"n{int(value)}" if value.is_integer() else f"n{value!r}"
+    if isinstance(value, str):
+        return f"s{value}" if value else None
+    return None
+
+
+_KEYS = {"text": text_key, "phone": phone_key, "exact": exact_key}
+
+
+def dup_key(mode: str, value: Any) -> str | None:
+    """The key of one field's value (a decoded JSON value; None for missing/null)."""
+    return _KEYS[mode](value)
+
+
+_ARRAY_OR_OBJECT = object()
+
+
+def _sql_dupkey(mode: str, json_type: str | None, value: Any) -> str | None:
+    """``crmsync_dupkey(mode, json_type, value)``: :func:`dup_key` of what SQLite hands over."""
+    if json_type == "true" or json_type == "false":
+        value = json_type == "true"  # json_extract gives 1/0 for JSON booleans
+    elif json_type in ("array", "object"):
+        value = _ARRAY_OR_OBJECT
+    return dup_key(mode, value)
+
+
+filters.sql_functions[SQL_FUNCTION] = (3, _sql_dupkey)
+
+
+# --------------------------------------------------------------------------- the op
+
+
+def key_fields(value: dict[str, Any]) -> list[tuple[FieldRef, str]]:
+    """(field, normalisation mode) for every field of the key, in the order written."""
+    normalize = value.get("normalize", "text")
+    out = []
+    for name in value[OP]:
+        mode = normalize if isinstance(normalize, str) else normalize.get(name, "text")
+        out.append((FieldRef.parse(name), mode))
+    return out
+
+
+def time_field(value: dict[str, Any]) -> FieldRef:
+    return FieldRef.parse(value.get("by", DEFAULT_TIME_FIELD))
+
+
+@filters.register(OP)
+class DuplicateOf(FilterOp):
+    """True for every record of a duplicate group but the kept one (see the module docstring)."""
+
+    standalone = True
+    value_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [OP],
+        "properties": {
+            OP: {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"type": "string", "minLength": 1},
+            },
+            "keep": {"enum": list(KEEP)},
+            "normalize": {
+                "type": ["string", "object"],
+                "if": {"type": "string"},
+                "then": {"enum": list(MODES)},
+                "else": {"additionalProperties": {"enum": list(MODES)}},
+            },
+            "by": {"type": "string", "minLength": 1},
+        },
+    }
+
+    def field_specs(self, value: Any) -> dict[str, Any]:
+        specs = {f"{OP}[{i}]": name for i, name in enumerate(value[OP])}
+        if "by" in value:
+            specs["by"] = value["by"]
+        return specs
+
+    def table_problems(self, value: Any) -> list[tuple[str, str]]:
+        problems = []
+        for i, name in enumerate(value[OP]):
+            if name in PSEUDO_FIELDS:
+                why = f"{name} is crmsync's own field; a duplicate key compares CRM fields"
+                problems.append((f"{OP}[{i}]", why))
+        normalize = value.get("normalize")
+        if isinstance(normalize, dict):
+            for name in normalize:
+                if name not in value[OP]:
+                    problems.append(
+                        (f"normalize.{name}", f"{name!r} is not one of the {OP} fields")
+                    )
+        by = value.get("by")
+        if by in ("@id", "@status"):
+            problems.append(("by", f"{by} is not a time; use @modified_at or a CRM time field"))
+        return problems
+
+    def to_sql(self, f: FieldSQL, value: Any, now: datetime) -> SqlParams:
+        return self.scoped_sql(f, value, now, None)
+
+    def scoped_sql(self, f: FieldSQL, value: Any, now: datetime, scope: Scope | None) -> SqlParams:
+        if scope is None:
+            raise ValueError(
+                f"{OP} compares records of the policy's connection and module: compile it"
+                " through compile_policy/select_sql"
+            )
+        keys = []
+        for i, (ref, mode) in enumerate(key_fields(value)):
+            sql = field_sql(ref)
+            keys.append((f"k{i}", f"{SQL_FUNCTION}('{mode}', {sql.t}, {sql.v})"))
+        direction = "DESC" if value.get("keep", "newest") == "newest" else "ASC"
+        when = time_key_sql(field_sql(time_field(value)))
+        statuses = ", ".join(f"'{s}'" for s in PARTICIPANTS)
+        columns = ", ".join(f"{expr} AS {name}" for name, expr in keys)
+        names = ", ".join(name for name, _ in keys)
+        present = " AND ".join(f"{name} IS NOT NULL" for name, _ in keys)
+        sub = (
+            f"SELECT record_id FROM (SELECT record_id, row_number() OVER (PARTITION BY {names}"
+            f" ORDER BY status = 'active' DESC, tk {direction}, record_id {direction}) AS rn"
+            f" FROM (SELECT record_id, status, {when} AS tk, {columns} FROM mirror"
+            f" WHERE connection = ? AND module = ? AND crm_deleted_at IS NULL"
+            f" AND status IN ({statuses})) WHERE {present}) WHERE rn > 1"
+        )
+        return f"{f.v} IN ({sub})", [scope.connection, scope.module]
