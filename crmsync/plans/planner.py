@@ -125,6 +125,7 @@ def make_plan(
     """Evaluate ``policies`` over the mirror and store the plan; returns it."""
     now = now or datetime.now(UTC)
     plan_id = new_plan_id(now)
+    store.ensure_policy_indexes(policies)  # once per filter shape; then each query uses one
     queries: list[tuple[Policy, str, list[Any]]] = []
     for policy in policies:
         sql, params = select_sql(policy, now, columns=ITEM_COLUMNS)

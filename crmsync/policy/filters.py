@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crmsync.policy.model import (
@@ -49,6 +49,24 @@ class FieldSQL:
 
     t: str
     v: str
+
+
+@dataclass(frozen=True)
+class Prefilter:
+    """A plain comparison of a field's value expression (``v``) with bound values, which an
+    index on that expression can serve: ``v = ?``, ``v IN (?, ...)``, ``v < ?`` and so on.
+
+    It is a *superset* of its condition (every row the condition selects satisfies it), so
+    ANDing it next to the exact SQL never changes a result. ``exact`` says it is also a subset
+    — it *is* the condition wherever NULL and false mean the same (the top level of a WHERE),
+    so the compiler may emit it alone. ``kind`` is 'eq' (equality or IN: an index column any
+    later column can follow) or 'range'.
+    """
+
+    sql: str
+    params: list[Any]
+    exact: bool
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -101,24 +119,54 @@ class FilterOp:
     def to_sql(self, f: FieldSQL, value: Any, now: datetime) -> SqlParams:
         raise NotImplementedError
 
+    def prefilter(self, v: str, value: Any, now: datetime) -> Prefilter | None:
+        """An index-friendly superset of this condition on the value expression ``v``
+        (see :class:`Prefilter`), or None (the default: no index can help)."""
+        return None
+
 
 registry: Registry[FilterOp] = Registry("filter op")
 register = registry.register
+
+
+def value_is_type_exact(value: Any) -> bool:
+    """Whether ``v = value`` alone already implies that the field has ``value``'s JSON type.
+
+    ``json_extract`` gives text for a JSON string and also for an array or object (their JSON,
+    which starts with '[' or '{'), 1/0 for true/false, and a number for a number; SQL compares
+    text only with text and numbers only with numbers. So equality alone is type-exact for a
+    string not starting with '[' or '{' and for a number other than 0 and 1.
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return not value.startswith(("[", "{"))
+    return value not in (0, 1)
 
 
 def scalar_eq(f: FieldSQL, value: Any) -> SqlParams:
     """The field holds a value of ``value``'s JSON type that equals it (1 == 1.0; true != 1)."""
     if isinstance(value, bool):
         return f"{f.t} = '{'true' if value else 'false'}'", []
+    if value_is_type_exact(value):  # no json_type: one JSON parse less per row
+        return f"{f.v} = ?", [value]
     if isinstance(value, str):
         return f"({f.v} = ? AND {f.t} = 'text')", [value]
     return f"({f.v} = ? AND {f.t} IN {NUMBER_TYPES})", [value]
+
+
+def _as_sql_value(value: Any) -> Any:
+    """What ``json_extract`` gives for a JSON scalar equal to ``value`` (true -> 1)."""
+    return int(value) if isinstance(value, bool) else value
 
 
 @register("eq")
 class Eq(FilterOp):
     def to_sql(self, f: FieldSQL, value: Any, now: datetime) -> SqlParams:
         return scalar_eq(f, value)
+
+    def prefilter(self, v: str, value: Any, now: datetime) -> Prefilter | None:
+        return Prefilter(f"{v} = ?", [_as_sql_value(value)], value_is_type_exact(value), "eq")
 
 
 @register("ne")
@@ -144,7 +192,10 @@ class In(FilterOp):
         numbers = [x for x in value if isinstance(x, int | float) and not isinstance(x, bool)]
         bools = sorted({"true" if x else "false" for x in value if isinstance(x, bool)})
         parts, params = [], []
-        if strings:
+        if strings and all(map(value_is_type_exact, strings)):
+            parts.append(f"{f.v} IN ({', '.join('?' * len(strings))})")
+            params += strings
+        elif strings:
             parts.append(f"({f.v} IN ({', '.join('?' * len(strings))}) AND {f.t} = 'text')")
             params += strings
         if numbers:
@@ -155,12 +206,20 @@ class In(FilterOp):
             parts.append(f"{f.t} IN ({', '.join(repr(b) for b in bools)})")
         return "(" + " OR ".join(parts) + ")", params
 
+    def prefilter(self, v: str, value: Any, now: datetime) -> Prefilter | None:
+        values = list(dict.fromkeys(_as_sql_value(x) for x in value))
+        exact = all(map(value_is_type_exact, value))
+        return Prefilter(f"{v} IN ({', '.join('?' * len(values))})", values, exact, "eq")
+
 
 @register("not_in")
 class NotIn(In):
     def to_sql(self, f: FieldSQL, value: Any, now: datetime) -> SqlParams:
         sql, params = super().to_sql(f, value, now)
         return f"NOT coalesce({sql}, 0)", params
+
+    def prefilter(self, v: str, value: Any, now: datetime) -> Prefilter | None:
+        return None  # a negation: no range of values holds what it selects
 
 
 class _Compare(FilterOp):
@@ -172,6 +231,10 @@ class _Compare(FilterOp):
     def to_sql(self, f: FieldSQL, value: Any, now: datetime) -> SqlParams:
         kind = "= 'text'" if isinstance(value, str) else f"IN {NUMBER_TYPES}"
         return f"({f.v} {self.sql_op} ? AND {f.t} {kind})", [value]
+
+    def prefilter(self, v: str, value: Any, now: datetime) -> Prefilter | None:
+        # Not exact: SQL orders every number before every text (and true/false are 1/0).
+        return Prefilter(f"{v} {self.sql_op} ?", [value], False, "range")
 
 
 @register("lt")
@@ -283,25 +346,40 @@ def time_key_sql(f: FieldSQL) -> str:
     that starts with a date (offsets, other fractions, date only) goes through SQLite's
     ``strftime`` and so counts to the millisecond. Numbers and other text are not times.
     """
+    # No json_type check (one JSON parse less per row): only text can match these patterns —
+    # a number's text has no '-' after four digits, an array's or object's JSON starts with
+    # '[' or '{', and true/false are 1/0.
     v = f.v
     return (
-        f"CASE WHEN {f.t} = 'text' THEN CASE"
-        f" WHEN {v} GLOB '{_SECONDS_Z}' THEN substr({v}, 1, 19) || '.000000'"
+        f"CASE WHEN {v} GLOB '{_SECONDS_Z}' THEN substr({v}, 1, 19) || '.000000'"
         f" WHEN {v} GLOB '{_MICROS_Z}' THEN substr({v}, 1, 26)"
         f" WHEN {v} GLOB '{_DATE}*' THEN strftime('%Y-%m-%dT%H:%M:%f', {v}) || '000'"
-        " END END"
+        " END"
     )
 
 
-def cutoff(now: datetime, duration: str) -> str:
-    """``now - duration`` as a time key (see :func:`time_key_sql`)."""
+def cutoff_moment(now: datetime, duration: str) -> datetime:
+    """``now - duration`` in UTC (naive), the earliest time there is if that underflows."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     try:
         moment = now.astimezone(UTC) - parse_duration(duration)
     except OverflowError:
         moment = datetime.min.replace(tzinfo=UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds")
+    return moment.replace(tzinfo=None)
+
+
+def cutoff(now: datetime, duration: str) -> str:
+    """``now - duration`` as a time key (see :func:`time_key_sql`)."""
+    return cutoff_moment(now, duration).isoformat(timespec="microseconds")
+
+
+# How far the time a text means can lie from the date it starts with: an offset moves it by
+# at most 14:59 either way, and SQLite's date parser rolls day 31 of a short month and hour 24
+# over into later days (at most four more). So a time before the cutoff has a text date before
+# cutoff + 2 days, and a time after it a text date from cutoff - 8 days on.
+_TEXT_DATE_AFTER = timedelta(days=2)
+_TEXT_DATE_BEFORE = timedelta(days=8)
 
 
 class _Age(FilterOp):
@@ -310,6 +388,22 @@ class _Age(FilterOp):
 
     def to_sql(self, f: FieldSQL, value: Any, now: datetime) -> SqlParams:
         return f"({time_key_sql(f)} {self.sql_op} ?)", [cutoff(now, value)]
+
+    def prefilter(self, v: str, value: Any, now: datetime) -> Prefilter | None:
+        """A plain text range on the raw value: every time the condition accepts is a text
+        starting with 'YYYY-MM-DD', and such texts sort by that date (numbers, which sort
+        before all text, may pass too; the exact condition still decides)."""
+        moment = cutoff_moment(now, value)
+        try:
+            if self.sql_op == "<":
+                return Prefilter(f"{v} < ?", [_date(moment + _TEXT_DATE_AFTER)], False, "range")
+            return Prefilter(f"{v} >= ?", [_date(moment - _TEXT_DATE_BEFORE)], False, "range")
+        except OverflowError:
+            return None
+
+
+def _date(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
 
 
 @register("older_than")

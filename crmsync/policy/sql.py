@@ -38,18 +38,30 @@ action applies to (archive: active; void: active, archived; restore: archived, v
 Field names go into the SQL as JSON-path literals (quoted for SQL and for the JSON path);
 values are always bound parameters. Keys a JSON path cannot quote (containing ``"``, ``\\`` or
 control characters) are read through ``json_each`` instead.
+
+**Indexes.** The conditions at the top level of the filter (a bare condition, or the items of
+a top-level ``all``, nested ``all`` flattened) that compare a field with values — eq, in, lt,
+le, gt, ge, older_than, newer_than — also emit a plain *prefilter* on the bare value
+expression (``json_extract(data, '$."Field"') IN (?, ?)``, ``modified_at < ?``), ANDed with the
+exact condition; it is a superset of the condition, so no result changes, and SQLite can
+serve it from an index on that exact expression. Where the prefilter *is* the condition (eq
+or in on strings not starting with '[' or '{', or on numbers other than 0 and 1) it stands
+alone, and an index answers the condition without reading the record's JSON.
+:func:`index_columns` names the index a policy wants; the store creates it
+(``Store.ensure_policy_indexes``). Without it the same query scans the module.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from crmsync.policy import actions, filters
-from crmsync.policy.filters import FieldSQL, Scope, SqlParams
+from crmsync.policy.filters import FieldSQL, Prefilter, Scope, SqlParams
 from crmsync.policy.model import All, AnyOf, Condition, FieldRef, Filter, Not, Policy
 
 SELECT_COLUMNS = "record_id, modified_at, status, content_hash"
@@ -132,9 +144,83 @@ def compile_filter(node: Filter, now: datetime, scope: Scope | None = None) -> S
     raise TypeError(f"not a filter node: {node!r}")
 
 
+def conjuncts(node: Filter) -> list[Filter]:
+    """The filter as items that must all hold: nested top-level ``all`` flattened."""
+    if isinstance(node, All):
+        return [leaf for item in node.items for leaf in conjuncts(item)]
+    return [node]
+
+
+def prefilter(node: Filter, now: datetime) -> Prefilter | None:
+    """The index-friendly superset of a condition (see :class:`~crmsync.policy.filters.Prefilter`)
+    when its field is a mirror column or a JSON path (not a ``json_each`` lookup)."""
+    if not isinstance(node, Condition):
+        return None
+    f = field_sql(node.field)
+    if not node.field.column and not f.v.startswith("json_extract("):
+        return None
+    return filters.registry[node.op].prefilter(f.v, node.value, now)
+
+
+def compile_where(node: Filter, now: datetime, scope: Scope | None = None) -> SqlParams:
+    """A complete WHERE expression for ``node`` (true/false, or NULL meaning false) with the
+    top-level prefilters (module docstring, "Indexes"); compile_filter gives the exact part."""
+    items = conjuncts(node)
+    if not items:
+        return "1", []
+    parts: list[str] = []
+    params: list[Any] = []
+    for item in items:
+        pre = prefilter(item, now)
+        if pre is not None:
+            parts.append(pre.sql)
+            params += pre.params
+            if pre.exact:
+                continue
+        sql, sub = compile_filter(item, now, scope)
+        parts.append(sql)
+        params += sub
+    return "(" + " AND ".join(parts) + ")", params
+
+
+def index_columns(policy: Policy, now: datetime | None = None) -> tuple[str, ...] | None:
+    """The columns of the index that serves the policy's query, or None when the filter has no
+    top-level prefilter (the query then scans the module).
+
+    The value expressions of up to three equality prefilters come first, then connection and
+    module, then the first range prefilter's expression (SQLite can use equalities on any
+    columns and then one range). Leading with the policy's own values — not with connection,
+    module — keeps these indexes out of the way of the queries the (connection, module)
+    indexes serve: module totals, keyset pages. A range-only filter gets (range, connection,
+    module). SQLite uses an index on an expression only for that very expression, which is why
+    the columns come from here, the compiler.
+    """
+    now = now or datetime.now(UTC)
+    eq: list[str] = []
+    ranges: list[str] = []
+    for item in conjuncts(policy.filter):
+        pre = prefilter(item, now)
+        if pre is None or not isinstance(item, Condition):
+            continue
+        expr = field_sql(item.field).v
+        if expr == "record_id" or expr in eq or expr in ranges:
+            continue  # the primary key already serves record ids
+        (eq if pre.kind == "eq" else ranges).append(expr)
+    if eq:
+        return (*eq[:3], "connection", "module", *ranges[:1])
+    if ranges:
+        return (ranges[0], "connection", "module")
+    return None
+
+
+def index_name(columns: tuple[str, ...]) -> str:
+    """``mirror_f_`` and a digest of the indexed expressions: one index per distinct list."""
+    return "mirror_f_" + hashlib.sha256("\x1f".join(columns).encode()).hexdigest()[:16]
+
+
 def compile_policy(policy: Policy, now: datetime) -> SqlParams:
     """The policy's filter alone, as ``(sql_where, params)``; :func:`select_sql` scopes it."""
-    return compile_filter(policy.filter, now, Scope(policy.connection, policy.module))
+    return compile_where(policy.filter, now, Scope(policy.connection, policy.module))
 
 
 def _scope(policy: Policy, now: datetime) -> SqlParams:
@@ -151,7 +237,9 @@ def _scope(policy: Policy, now: datetime) -> SqlParams:
 def select_sql(policy: Policy, now: datetime, columns: str = SELECT_COLUMNS) -> SqlParams:
     """One query: the live records of the policy's connection/module its action would touch."""
     where, params = _scope(policy, now)
-    return f"SELECT {columns} FROM mirror WHERE {where} ORDER BY record_id", params
+    # '+record_id': sort the (few) selected rows rather than walk the primary key in order,
+    # which would read every record of the module instead of using the policy's index.
+    return f"SELECT {columns} FROM mirror WHERE {where} ORDER BY +record_id", params
 
 
 def count_sql(policy: Policy, now: datetime) -> SqlParams:

@@ -15,13 +15,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from crmsync.audit.model import AuditEntry, AuditQuery, AuditRecord
 from crmsync.hookspecs import PulledRecord
 from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
+
+if TYPE_CHECKING:
+    from crmsync.policy.model import Policy
 
 
 def canonical_json(data: Mapping[str, Any]) -> str:
@@ -292,6 +295,13 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- policy indexes (crmsync.policy.sql "Indexes")
+    def ensure_policy_indexes(self, policies: Sequence[Policy]) -> list[str]:
+        """Create the mirror indexes the policies' queries can use (once; later calls find
+        them). Returns the names of the indexes created now. A store without indexes answers
+        the same queries by scanning, so the default does nothing."""
+        return []
 
     def __enter__(self) -> Store:
         return self
