@@ -309,6 +309,7 @@ def restore_command(
                 since=parse_time(since) if since else None,
                 until=parse_time(until) if until else None,
             )
+        restore.refresh(config, app.registry, store, selection)  # type: ignore[attr-defined]
         plan = restore.make_restore_plan(
             config, store, selection, operator=who, with_data=with_data
         )
@@ -322,3 +323,4 @@ def restore_command(
     else:
         done = sum(s.get("done", 0) for s in result.counts.values())
         click.echo(f"restore plan {plan.id}: {done} records restored ({result.status})")
+    _exit_for(result, plan.id)

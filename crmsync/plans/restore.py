@@ -18,9 +18,12 @@ from typing import Any
 
 from crmsync.audit.model import AuditEntry, AuditQuery
 from crmsync.config import Config
+from crmsync.connections import open_session
 from crmsync.errors import ConfigError
 from crmsync.plans.model import DONE, PlanInfo, PlanItem, PlanPolicy
 from crmsync.plans.planner import config_hash, iso, new_plan_id
+from crmsync.plugins import PluginRegistry
+from crmsync.pull import pull_module, select_modules
 from crmsync.store import Store
 
 RESTORABLE = ("archived", "voided")
@@ -95,6 +98,19 @@ def select_from_audit(
                     )
                 records[(entry.connection, entry.module)][entry.record_id] = copy
     return Selection(dict(records))
+
+
+def refresh(config: Config, registry: PluginRegistry, store: Store, selection: Selection) -> None:
+    """Pull the selected modules first: the records were changed by crmsync itself, and a
+    connector that does not report the new modified time would otherwise make that change
+    look like someone else's edit (drift) when the restore is applied."""
+    for connection, module in sorted(selection.records):
+        session = open_session(config, registry, connection)
+        try:
+            info = select_modules(session, connection, [module])[0]
+            pull_module(session, store, connection, info)
+        finally:
+            session.close()
 
 
 def make_restore_plan(
