@@ -206,24 +206,16 @@ def _apply_module(
                     after = target or item.before_status
                     tx.append_audit([audit.entry(item, after, "ok", recovered=True)])
                     result.add(policy.policy, DONE)
-        # 3. drift and deletions
-        with store.transaction() as tx:
-            for item in store.plan_items(plan.id, policy.policy, states=(PENDING,)):
-                current = store.get_record(connection, module, item.record_id)
-                if current is None or current.crm_deleted_at is not None:
-                    state, why = GONE, "skipped:gone"
-                elif (
-                    item.planned_modified_at is not None
-                    and current.modified_at != item.planned_modified_at
-                ) or (
-                    item.planned_modified_at is None and current.content_hash != item.planned_hash
-                ):
-                    state, why = DRIFT, "skipped:drift"
-                else:
-                    continue
-                tx.set_item_state(item, state, error=why)
-                tx.append_audit([audit.entry(item, item.before_status, why)])
-                result.add(policy.policy, state)
+        # 3. drift and deletions: the store finds them in SQL, a bounded batch at a time
+        last = ""
+        while drifted := store.drifted_plan_items(plan.id, policy.policy, after=last):
+            with store.transaction() as tx:
+                for item, gone in drifted:
+                    state, why = (GONE, "skipped:gone") if gone else (DRIFT, "skipped:drift")
+                    tx.set_item_state(item, state, error=why)
+                    tx.append_audit([audit.entry(item, item.before_status, why)])
+                    result.add(policy.policy, state)
+            last = drifted[-1][0].record_id
         # 4. snapshot what is about to change, before any write
         snapshot_id = store.snapshot_plan_items(plan.id, policy.policy, run_id)
         if snapshot_id:
@@ -231,10 +223,14 @@ def _apply_module(
             audit.snapshot_id = snapshot_id
         # 5. push in batches
         batch_size = session.limits().batch_size
+        last = ""  # keyset: items are taken in record id order, each query starts past the last
         while True:
-            batch = store.plan_items(plan.id, policy.policy, states=(PENDING,), limit=batch_size)
+            batch = store.plan_items(
+                plan.id, policy.policy, states=(PENDING,), limit=batch_size, after=last
+            )
             if not batch:
                 break
+            last = batch[-1].record_id
             with store.transaction() as tx:
                 for item in batch:
                     tx.set_item_state(item, SENDING)

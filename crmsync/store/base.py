@@ -268,6 +268,11 @@ class Store(ABC):
     ) -> Iterator[PlanItem]: ...
 
     @abstractmethod
+    def drifted_plan_items(
+        self, plan_id: str, policy: str, *, after: str = "", limit: int = 1000
+    ) -> list[tuple[PlanItem, bool]]: ...
+
+    @abstractmethod
     def count_plan_items(self, plan_id: str, *, states: Sequence[str]) -> int: ...
 
     @abstractmethod

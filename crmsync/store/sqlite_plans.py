@@ -271,6 +271,27 @@ class PlanStoreMixin:
             yield from items
             after = items[-1].record_id
 
+    def drifted_plan_items(
+        self, plan_id: str, policy: str, *, after: str = "", limit: int = 1000
+    ) -> list[tuple[PlanItem, bool]]:
+        """Pending items whose record changed in the mirror since the plan (modified time, or
+        content where the module has none), paired with whether it is gone (deleted in the
+        CRM or no longer mirrored)."""
+        columns = ", ".join(f"i.{c.strip()}" for c in _ITEM_COLUMNS.split(","))
+        rows = self._db.execute(
+            f"SELECT {columns}, (m.record_id IS NULL OR m.crm_deleted_at IS NOT NULL)"
+            " FROM plan_items i LEFT JOIN mirror m ON m.connection = i.connection"
+            " AND m.module = i.module AND m.record_id = i.record_id"
+            " WHERE i.plan_id = ? AND i.policy = ? AND i.state = 'pending' AND i.record_id > ?"
+            " AND (m.record_id IS NULL OR m.crm_deleted_at IS NOT NULL"
+            " OR (i.planned_modified_at IS NOT NULL"
+            "     AND m.modified_at IS NOT i.planned_modified_at)"
+            " OR (i.planned_modified_at IS NULL AND m.content_hash != i.planned_hash))"
+            " ORDER BY i.record_id LIMIT ?",
+            (plan_id, policy, after, limit),
+        ).fetchall()
+        return [(PlanItem(*row[:-1]), bool(row[-1])) for row in rows]
+
     def count_plan_items(self, plan_id: str, *, states: Sequence[str]) -> int:
         marks = ", ".join("?" * len(states))
         return self._db.execute(
