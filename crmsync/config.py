@@ -25,6 +25,7 @@ from crmsync.errors import ConfigError
 from crmsync.plugins import PluginRegistry
 from crmsync.policy.model import Policy, parse_duration
 from crmsync.policy.validate import parse_policies
+from crmsync.schema_text import describe, key_path
 
 CONFIG_ENV = "CRMSYNC_CONFIG"
 DEFAULT_CONFIG = "crmsync.toml"
@@ -168,56 +169,14 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
 # --------------------------------------------------------------------------- error text
 
 
-def _join(prefix: str, parts: Any) -> str:
-    out = prefix
-    for part in parts:
-        out = f"{out}[{part}]" if isinstance(part, int) else (f"{out}.{part}" if out else part)
-    return out
-
-
-def _type_name(value: Any) -> str:
-    for py, name in (
-        (bool, "a boolean"),
-        (int, "an integer"),
-        (float, "a number"),
-        (str, "a string"),
-        (list, "an array"),
-        (dict, "a table"),
-    ):
-        if isinstance(value, py):
-            return name
-    return type(value).__name__
-
-
 def _describe(error: ValidationError, prefix: str) -> tuple[str, str]:
     """(key path, message) for one schema error; never echoes a secret-valued instance."""
-    path = _join(prefix, error.absolute_path)
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
-    secret = bool(schema.get("secret"))
-    shown = "<hidden>" if secret else repr(error.instance)
-    v = error.validator
-    if v == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
-        key = _join(path, [extra[0]]) if extra else path
-        return key, f"unknown key; expected one of: {', '.join(allowed)}"
-    if v == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else "?"
-        return _join(path, [missing]), "required key is missing"
-    if v == "enum":
-        choices = ", ".join(repr(c) for c in error.validator_value)
-        return path, f"expected one of {choices}; got {shown}"
-    if v == "const":
-        return path, f"expected {error.validator_value!r}; got {shown}"
-    if v == "type":
-        expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return path, f"expected {expected}, got {_type_name(error.instance)}"
-    if v == "pattern" and error.validator_value == NAME_PATTERN:
-        return path, f"name {shown} must start with a letter and use only letters, digits, - and _"
-    if secret:
-        return path, f"invalid value <hidden> ({v})" if v != "secret" else error.message
-    return path, error.message
+    if error.validator == "pattern" and error.validator_value == NAME_PATTERN:
+        return key_path(prefix, error.absolute_path), (
+            f"name {error.instance!r} must start with a letter and use only letters, digits,"
+            " - and _"
+        )
+    return describe(error, prefix)
 
 
 def _raise_first(
@@ -282,5 +241,5 @@ def _with_secret_refs(schema: Mapping, settings: dict, prefix: str) -> dict:
         node = out
         for part in path[:-1]:
             node = node[part]
-        node[path[-1]] = secrets.make_ref(node[path[-1]], _join(prefix, path))
+        node[path[-1]] = secrets.make_ref(node[path[-1]], key_path(prefix, path))
     return out

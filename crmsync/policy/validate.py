@@ -16,7 +16,7 @@ import re
 import sqlite3
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
@@ -39,6 +39,7 @@ from crmsync.policy.model import (
     Policy,
 )
 from crmsync.policy.sql import path_quotable
+from crmsync.schema_text import describe, key_path, type_name
 
 KnownFields = Mapping[tuple[str, str], Collection[str]]
 
@@ -155,7 +156,7 @@ class _PolicyChecker:
 
     def check(self, table: Any) -> Policy | None:
         if not isinstance(table, dict):
-            self.problem(self.prefix, f"expected a table, got {_type_name(table)}")
+            self.problem(self.prefix, f"expected a table, got {type_name(table)}")
             return None
         self.schema(POLICY_SCHEMA, table, self.prefix)
         if self.problems:  # structure first: meaning checks would only add noise
@@ -247,7 +248,7 @@ class _PolicyChecker:
     def filter(self, node: Any, path: str) -> Filter | None:
         if not isinstance(node, dict):
             self.problem(
-                path, f"expected a table (a condition, or all/any/not), got {_type_name(node)}"
+                path, f"expected a table (a condition, or all/any/not), got {type_name(node)}"
             )
             return None
         logical = [k for k in LOGICAL_KEYS if k in node]
@@ -281,7 +282,7 @@ class _PolicyChecker:
             inner = self.filter(value, path)
             return None if inner is None else Not(inner)
         if not isinstance(value, list):
-            self.problem(path, f"expected an array of conditions, got {_type_name(value)}")
+            self.problem(path, f"expected an array of conditions, got {type_name(value)}")
             return None
         items = [self.filter(item, f"{path}[{i}]") for i, item in enumerate(value)]
         if any(item is None for item in items):
@@ -414,50 +415,16 @@ def _unknown(kind: str, got: Any, known: list[str]) -> str:
     return f"unknown {kind} {got!r}; {maybe}expected one of: {', '.join(known)}"
 
 
-def _type_name(value: Any) -> str:
-    for py, name in (
-        (bool, "a boolean"),
-        (int, "an integer"),
-        (float, "a number"),
-        (str, "a string"),
-        (list, "an array"),
-        (dict, "a table"),
-        (datetime, "a TOML date-time"),
-        (date, "a TOML date"),
-        (time, "a TOML time"),
-    ):
-        if isinstance(value, py):
-            return name
-    return type(value).__name__
-
-
-def _join(prefix: str, parts: Any) -> str:
-    out = prefix
-    for part in parts:
-        out = f"{out}[{part}]" if isinstance(part, int) else f"{out}.{part}"
-    return out
-
-
 def _describe(error: ValidationError, prefix: str) -> tuple[str, str]:
-    path = _join(prefix, error.absolute_path)
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    path = key_path(prefix, error.absolute_path)
     v = error.validator
-    if v == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
-        key = _join(path, [extra[0]]) if extra else path
-        return key, f"unknown key; expected one of: {', '.join(allowed)}"
-    if v == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else "?"
-        return _join(path, [missing]), "required key is missing"
-    if v == "type":
+    if v == "type" and isinstance(error.instance, date | datetime):
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
-        got = _type_name(error.instance)
-        extra = ""
-        if isinstance(error.instance, date | datetime):
-            extra = " (quote it as a string, or use older_than/newer_than for relative times)"
-        return path, f"expected {expected}, got {got}{extra}"
+        return path, (
+            f"expected {expected}, got {type_name(error.instance)} (quote it as a string, or"
+            " use older_than/newer_than for relative times)"
+        )
     if v == "pattern" and error.validator_value == POLICY_NAME_PATTERN:
         return path, (
             f"policy name {error.instance!r} must start with a letter and use letters and"
@@ -470,4 +437,4 @@ def _describe(error: ValidationError, prefix: str) -> tuple[str, str]:
         )
     if isinstance(error.instance, float) and not math.isfinite(error.instance):
         return path, "value must be a finite number"
-    return path, error.message
+    return describe(error, prefix)
