@@ -207,3 +207,79 @@ def test_429_bursts_and_5xx_end_with_the_same_records(zoho: Any) -> None:
     ids = {r.id for p in session.pull("Leads") for r in p.records}
     assert ids == set(zoho.ids("Leads"))
     assert sleep.waits and all(w < 60 for w in sleep.waits)
+
+
+# ---------------------------------------------------------------------- CLI end to end
+
+CLI_CONFIG = """
+[store]
+path = "mirror.db"
+
+[connections.zfake]
+connector = "zoho"
+accounts_url = "{accounts}"
+client_id = "{client_id}"
+client_secret = "env:ZFAKE_CLIENT_SECRET"
+refresh_token = "keyring:crmsync/zfake"
+edition = "free"
+max_retries = 1
+backoff_base = 0
+modules = [{{ name = "Leads", fields = ["Last_Name", "Company", "Lead_Status", "Email"] }}]
+trigger = []
+
+[connections.zfake.status]
+mode = "field"
+field = "Record_Status"
+values = {{ active = "Active", archived = "Archived", voided = "Void" }}
+
+[[policies]]
+name = "junk-leads"
+connection = "zfake"
+module = "Leads"
+action = "archive"
+max_percent = 100
+filter = {{ field = "Lead_Status", op = "in", value = ["Junk Lead"] }}
+"""
+
+
+def test_cli_auth_pull_plan_apply_restore(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from crmsync.cli import _attach_plugin_commands, cli
+
+    with FakeZoho(records={"Leads": 120}, seed=9) as zoho:
+        config = tmp_path / "crmsync.toml"
+        config.write_text(CLI_CONFIG.format(accounts=zoho.accounts_url, client_id=zoho.client_id))
+        monkeypatch.setenv("ZFAKE_CLIENT_SECRET", zoho.client_secret)
+        _attach_plugin_commands(cli)
+        runner = CliRunner()
+
+        def run(*args: str) -> Any:
+            result = runner.invoke(cli, ["-c", str(config), *args])
+            out = result.stdout + result.stderr
+            assert zoho.client_secret not in out and zoho.refresh_token not in out
+            return result
+
+        authed = run("auth", "zoho", "zfake", "--code", zoho.grant_code())
+        assert authed.exit_code == 0, authed.stdout + authed.stderr
+        assert "keyring:crmsync/zfake" in authed.stdout
+        checked = run("check", "zfake")
+        assert checked.exit_code == 0, checked.stdout + checked.stderr
+        assert run("pull", "zfake").exit_code == 0
+        planned = run("plan", "--json", "--operator", "alice")
+        assert planned.exit_code == 0, planned.stdout + planned.stderr
+        plan = json.loads(planned.stdout)
+        junk = {
+            i for i in zoho.ids("Leads") if zoho.record("Leads", i)["Lead_Status"] == "Junk Lead"
+        }
+        assert plan["policies"][0]["records"] == len(junk) > 0
+        applied = run("apply", plan["id"], "--json", "--operator", "alice")
+        assert applied.exit_code == 0, applied.stdout + applied.stderr
+        assert all(zoho.record("Leads", i)["Record_Status"] == "Archived" for i in junk)
+        restored = run("restore", "--plan", plan["id"], "--yes", "--json")
+        assert restored.exit_code == 0, restored.stdout + restored.stderr
+        assert all(zoho.record("Leads", i)["Record_Status"] == "Active" for i in junk)
+        used = run("auth", "zoho", "zfake", "--code", "1000.used-or-wrong-code")
+        assert used.exit_code != 0 and "invalid_code" in used.stdout + used.stderr
