@@ -404,3 +404,33 @@ def test_credits_floor_stops_cleanly(zoho) -> None:
     session.api.credits_remaining = 400
     with pytest.raises(ConnectorError, match="credits"):
         list(session.pull("Leads"))
+
+
+def test_access_denied_with_http_200_is_a_throttle_message(zoho) -> None:
+    mini, server = zoho
+    mini.token_body = {"error": "Access Denied", "error_description": "too many requests"}
+    session = open_session(server.url)
+    with pytest.raises(ConnectorError, match="throttled token requests"):
+        session.check()
+    assert server.count("/oauth/v2/token") == 1
+
+
+def test_429_backs_off_exponentially_with_jitter_without_retry_after(zoho) -> None:
+    mini, server = zoho
+    original = mini.__call__
+    left = {"n": 3}
+
+    def handler(req: Request) -> Reply:
+        if req.path.startswith("/crm/") and left["n"]:
+            left["n"] -= 1
+            return Reply(429, {"code": "TOO_MANY_REQUESTS", "status": "error"})
+        return original(req)
+
+    server.handler = handler
+    sleep = FakeSleep()
+    session = ZohoConnector(sleep=sleep, clock=FakeClock()).open(
+        "z", settings(server.url, backoff_base=1.0)
+    )
+    session.check()
+    assert len(sleep.waits) == 3
+    assert [int(w) for w in sleep.waits] == [1, 2, 4]  # base * 2^n + jitter in [0, base)

@@ -283,3 +283,44 @@ def test_cli_auth_pull_plan_apply_restore(tmp_path: Any, monkeypatch: Any, capsy
         assert all(zoho.record("Leads", i)["Record_Status"] == "Active" for i in junk)
         used = run("auth", "zoho", "zfake", "--code", "1000.used-or-wrong-code")
         assert used.exit_code != 0 and "invalid_code" in used.stdout + used.stderr
+
+
+def test_credits_floor_stops_cleanly_and_the_pull_resumes() -> None:
+    from crmsync_connectors.zoho.api import CreditsExhaustedError
+
+    with FakeZoho(
+        records={"Leads": 2000}, seed=3, daily_credits=20, credits_header="always"
+    ) as zoho:
+        session = _open(zoho, min_credits_remaining=12)
+        seen: set[str] = set()
+        checkpoint = None
+        with pytest.raises(CreditsExhaustedError, match="credits") as err:
+            for page in session.pull("Leads"):
+                seen.update(r.id for r in page.records)
+                checkpoint = page.checkpoint
+        assert "zfake" in str(err.value) and "Leads" in str(err.value)
+        assert zoho.stats()["credits_remaining"] >= 10  # stopped before the budget ran out
+        assert checkpoint is not None and 0 < len(seen) < 2000
+        zoho.advance(86_400)  # the rolling 24 h window refills
+        resumed = _open(zoho, min_credits_remaining=0)
+        rest = {r.id for p in resumed.pull("Leads", since=checkpoint) for r in p.records}
+        assert seen | rest == set(zoho.ids("Leads"))
+
+
+def test_throttled_token_endpoint_is_reported_not_hammered() -> None:
+    import requests
+
+    with FakeZoho(records={"Leads": 5}, seed=3) as zoho:
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": zoho.refresh_token,
+            "client_id": zoho.client_id,
+            "client_secret": zoho.client_secret,
+        }
+        for _ in range(10):  # another client using the same refresh token
+            requests.post(zoho.accounts_url + "/oauth/v2/token", data=form, timeout=5)
+        session = _open(zoho, max_retries=0)
+        with pytest.raises(Exception, match="throttled token requests") as err:
+            session.check()
+        assert zoho.refresh_token not in str(err.value)
+        assert zoho.client_secret not in str(err.value)
