@@ -343,6 +343,7 @@ def test_unreachable_accounts_server_is_named() -> None:
     with pytest.raises(UnreachableError) as err:
         session.check()
     assert "127.0.0.1" in str(err.value) and "accounts server" in str(err.value)
+    assert "connection 'z'" in str(err.value)
     assert SECRET not in str(err.value) and REFRESH not in repr(err.value)
 
 

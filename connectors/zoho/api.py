@@ -113,7 +113,10 @@ class ZohoApi:
         """Send one logical call (retries included); return the response and requests spent."""
         self._check_credits(module)
         context: dict[str, Any] = {"connection": self.name, "module": module, "page": page}
-        url = self.base() + API_ROOT + path
+        try:
+            url = self.base() + API_ROOT + path
+        except ConnectorError as err:  # the first token request (it tells the API host)
+            raise err.located(connection=self.name, module=module, page=page) from None
         try:
             response = self.client.request(
                 method,
