@@ -92,7 +92,7 @@ class MiniZoho:
             from crmsync_connectors.zoho.pull import parse_zoho_time
 
             cut = parse_zoho_time(since)
-            rows = [r for r in rows if parse_zoho_time(r["Modified_Time"]) > cut]
+            rows = [r for r in rows if parse_zoho_time(r["Modified_Time"]) >= cut]
             if not rows:
                 return Reply(304)
         if "page_token" in req.query:
@@ -196,7 +196,7 @@ def test_datacentres_and_environments() -> None:
 def test_field_groups_and_header_time() -> None:
     groups = field_groups(["id", "A", *[f"F{i}" for i in range(120)], "A"])
     assert [len(g) for g in groups] == [50, 50, 21] and groups[0][0] == "A"
-    assert if_modified_since("2024-05-01T10:00:00Z") == "2024-05-01T09:59:59+00:00"
+    assert if_modified_since("2024-05-01T10:00:00Z") == "2024-05-01T10:00:00+00:00"
 
 
 # ---------------------------------------------------------------------- pull
@@ -215,7 +215,10 @@ def test_full_pull_merges_field_groups_and_counts_calls(zoho) -> None:
     assert first.data["F59"] == "F59-0" and first.data["F0"] == "F0-0"
     assert first.modified_at == "2024-05-01T04:30:00Z" and first.status == "active"
     assert all(p.checkpoint for p in pages)
-    assert pages[-1].checkpoint == records[-1].modified_at
+    # the server's clock is long past the newest record: the final cursor moves 1 s on
+    assert pages[-2].checkpoint == records[399].modified_at == "2024-05-01T04:36:39Z"
+    assert records[-1].modified_at == "2024-05-01T04:37:29Z"
+    assert pages[-1].checkpoint == "2024-05-01T04:37:30Z"  # newest + 1 s
     assert all(
         len(r.query["fields"].split(",")) <= 50 for r in server.requests if "fields" in r.query
     )
@@ -241,7 +244,7 @@ def test_incremental_pull_304_and_deletions(zoho) -> None:
     mini.deleted = ["4150868000000000007"]
     before = len(server.requests)
     pages = list(session.pull("Leads", since=checkpoint))
-    assert len(server.requests) - before <= 3  # records (2 groups or 304) + deleted
+    assert len(server.requests) - before == 2  # one 304 (not one per field group) + deleted
     assert [i for p in pages for i in p.deleted_ids] == ["4150868000000000007"]
     assert pages[-1].checkpoint == checkpoint
     sent = [r for r in server.requests[before:] if r.path == "/crm/v8/Leads"]

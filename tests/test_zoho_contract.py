@@ -21,8 +21,7 @@ FakeZoho = fake.FakeZoho
 
 STATUS_VALUES = {"active": "Active", "archived": "Archived", "voided": "Void"}
 STATUS = {v: k for k, v in STATUS_VALUES.items()}
-# The contract module: fewer than 50 fields, so "nothing new" is one records call + deletions.
-CONTRACT_FIELDS = ["Last_Name", "First_Name", "Email", "Company", "Lead_Status"]
+CLI_FIELDS = ["Last_Name", "First_Name", "Email", "Company", "Lead_Status"]
 
 
 def _ref(value: str, path: str) -> SecretRef:
@@ -35,7 +34,7 @@ def zoho_settings(zoho: Any, *, modules: list[Any] | None = None, **extra: Any) 
         "client_id": zoho.client_id,
         "client_secret": _ref(zoho.client_secret, "client_secret"),
         "refresh_token": _ref(zoho.refresh_token, "refresh_token"),
-        "modules": modules or [{"name": "Leads", "fields": CONTRACT_FIELDS}],
+        "modules": modules or [{"name": "Leads", "fields": CLI_FIELDS}],
         "status": {"mode": "field", "field": "Record_Status", "values": STATUS_VALUES},
         "edition": "free",
         **extra,
@@ -43,6 +42,8 @@ def zoho_settings(zoho: Any, *, modules: list[Any] | None = None, **extra: Any) 
 
 
 class ZohoHarness:
+    """Leads with every field (62: two field groups), as an admin would configure it."""
+
     module = "Leads"
 
     def __init__(self, zoho: Any) -> None:
@@ -51,10 +52,10 @@ class ZohoHarness:
         self.secret_values = [zoho.client_secret, zoho.refresh_token, "1000.revoked-refresh"]
 
     def settings(self) -> Mapping[str, Any]:
-        return zoho_settings(self.zoho)
+        return zoho_settings(self.zoho, modules=["Leads"])
 
     def bad_auth_settings(self) -> Mapping[str, Any]:
-        settings = zoho_settings(self.zoho)
+        settings = zoho_settings(self.zoho, modules=["Leads"])
         settings["refresh_token"] = _ref("1000.revoked-refresh", "refresh_token")
         return settings
 

@@ -5,14 +5,17 @@ at most 50 ``fields`` a call): the groups are requested with identical paging, s
 ``If-Modified-Since`` so their records line up, and merged by id after checking that every
 group returned the same ids (a mismatch fails the pull, it never mixes or drops records).
 
-Records are sorted by ``Modified_Time`` ascending, so every page carries a safe checkpoint (the
-newest modified time so far); an incremental pull sends ``If-Modified-Since`` one second before
-the checkpoint (safe whether Zoho's bound is inclusive or not; boundary records are re-read).
-Modules without ``Modified_Time`` are always pulled in full, sorted by id.
+Records are sorted by ``Modified_Time`` ascending, so every page carries a safe checkpoint: the
+newest modified time T so far. ``If-Modified-Since`` is inclusive (whole seconds), so resuming
+from T re-reads the records stamped T and never skips one. The final page's checkpoint is T + 1 s
+when the server's clock (``Date`` header) is already 2 s past T: no record can still be stamped
+T, so an incremental pull with nothing new is a single 304 instead of re-reading the last
+second's records. Modules without ``Modified_Time`` are always pulled in full, sorted by id.
 """
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ from crmsync_connectors.zoho.settings import MAX_FIELDS_PER_CALL, StatusSettings
 DISCRETE_LIMIT = 2000
 #: Checkpoint of modules without a modified time (they are always pulled in full).
 FULL_PULL_CHECKPOINT = "full"
-LOOKBACK = timedelta(seconds=1)
+SETTLED = timedelta(seconds=2)  # server clock this far past T: nothing more is stamped T
 
 
 def parse_zoho_time(value: str) -> datetime:
@@ -47,8 +50,8 @@ def iso_z(moment: datetime) -> str:
 
 
 def if_modified_since(since: str) -> str:
-    """The header value for a checkpoint: one second earlier, Zoho's offset form."""
-    moment = parse_zoho_time(since) - LOOKBACK
+    """The header value for a checkpoint (inclusive), in Zoho's offset form."""
+    moment = parse_zoho_time(since)
     return moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
@@ -88,6 +91,18 @@ class _GroupPage:
     more: bool
     next_token: str | None
     calls: int
+    server_time: datetime | None = None
+
+
+def _server_time(response: Any) -> datetime | None:
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass
@@ -95,6 +110,7 @@ class _Merged:
     number: int
     records: list[PulledRecord]
     newest: datetime | None
+    server_time: datetime | None
     more: bool
     tokens: list[str | None]
     calls: int
@@ -142,7 +158,8 @@ class Puller:
             "sort_by": MODIFIED_FIELD if has_modified else "id",
             "sort_order": "asc",
         }
-        newest: datetime | None = parse_zoho_time(since) if since else None
+        floor = parse_zoho_time(since) if since else None
+        newest: datetime | None = None  # newest Modified_Time among the records read
         workers = max(1, min(self.settings.concurrency, len(groups)))
         with (
             ThreadPoolExecutor(workers, thread_name_prefix="crmsync-zoho") as pool,
@@ -167,7 +184,7 @@ class Puller:
                         deleted, extra = self._deleted(module, headers, current.number)
                         calls += extra
                     if has_modified:
-                        checkpoint = iso_z(newest) if newest is not None else since
+                        checkpoint = self._checkpoint(since, floor, newest, current, final)
                     else:
                         checkpoint = FULL_PULL_CHECKPOINT if final else None
                     yield Page(
@@ -184,6 +201,21 @@ class Puller:
             finally:
                 if ahead is not None:
                     ahead.cancel()
+
+    @staticmethod
+    def _checkpoint(
+        since: str | None,
+        floor: datetime | None,
+        newest: datetime | None,
+        page: _Merged,
+        final: bool,
+    ) -> str | None:
+        if newest is None or (floor is not None and floor >= newest):
+            return since  # nothing newer read: the cursor stays (never moves backwards)
+        server = page.server_time
+        if final and server is not None and server >= newest + SETTLED:
+            return iso_z(newest + timedelta(seconds=1))
+        return iso_z(newest)
 
     # ------------------------------------------------------------------ one page
 
@@ -218,11 +250,17 @@ class Puller:
                 p["page_token"] = tokens[i]
             requests.append(p)
         if len(requests) == 1:
-            results = [self._group(module, requests[0], headers, number)]
-        else:
-            futures = [pool.submit(self._group, module, p, headers, number) for p in requests]
-            results = [f.result() for f in futures]
-        return self._merge(module, number, results)
+            return self._merge(module, number, [self._group(module, requests[0], headers, number)])
+        if number == 1 and headers:
+            # An increment often has nothing new: ask one group first, the rest only if it
+            # found records (one call instead of one per group for a 304).
+            first = self._group(module, requests[0], headers, number)
+            if not first.records and not first.more:
+                return self._merge(module, number, [first])
+            futures = [pool.submit(self._group, module, p, headers, number) for p in requests[1:]]
+            return self._merge(module, number, [first, *(f.result() for f in futures)])
+        futures = [pool.submit(self._group, module, p, headers, number) for p in requests]
+        return self._merge(module, number, [f.result() for f in futures])
 
     def _group(
         self, module: str, params: dict[str, Any], headers: dict[str, str], number: int
@@ -237,7 +275,7 @@ class Puller:
             headers=headers,
         )
         if response.status_code in (204, 304):
-            return _GroupPage([], False, None, calls)
+            return _GroupPage([], False, None, calls, _server_time(response))
         context = {"connection": self.api.name, "module": module, "page": number}
         body = json_body(response, context)
         data = body.get("data") if isinstance(body, dict) else None
@@ -252,7 +290,11 @@ class Puller:
         info = info if isinstance(info, dict) else {}
         token = info.get("next_page_token")
         return _GroupPage(
-            data, bool(info.get("more_records")), str(token) if token else None, calls
+            data,
+            bool(info.get("more_records")),
+            str(token) if token else None,
+            calls,
+            _server_time(response),
         )
 
     def _merge(self, module: str, number: int, results: list[_GroupPage]) -> _Merged:
@@ -301,10 +343,12 @@ class Puller:
                     status=record_status(data, self.settings.status),
                 )
             )
+        times = [r.server_time for r in results]
         return _Merged(
             number,
             records,
             newest,
+            None if None in times else min(t for t in times if t is not None),
             first.more,
             [r.next_token for r in results],
             sum(r.calls for r in results),
