@@ -85,6 +85,10 @@ def record_status(data: dict[str, Any], status: StatusSettings | None) -> str | 
     return "active"
 
 
+class _GroupMismatch(BadResponseError):
+    """Field groups of one page disagree on the records (retried once, then reported)."""
+
+
 @dataclass
 class _GroupPage:
     records: list[dict[str, Any]]
@@ -167,7 +171,11 @@ class Puller:
         ):
 
             def fetch(number: int, tokens: list[str | None]) -> _Merged:
-                return self._page(module, groups, params, headers, number, tokens, pool)
+                try:
+                    return self._page(module, groups, params, headers, number, tokens, pool)
+                except _GroupMismatch:
+                    # A record changed between the group requests: ask for the page once more.
+                    return self._page(module, groups, params, headers, number, tokens, pool)
 
             current = fetch(1, [None] * len(groups))
             ahead: Future[_Merged] | None = None
@@ -306,11 +314,12 @@ class Puller:
             if other_ids != ids or other.more != first.more:
                 missing = len(set(ids) - set(other_ids))
                 extra = len(set(other_ids) - set(ids))
-                raise BadResponseError(
+                raise _GroupMismatch(
                     f"field group {i} returned different records than group 1 for the same "
-                    f"page ({missing} missing, {extra} extra, order "
-                    f"{'same' if not missing and not extra else 'n/a'}): records changed during "
-                    "the pull; nothing from this page was kept, run the pull again",
+                    f"page ({missing} missing, {extra} extra"
+                    f"{', other order' if not missing and not extra else ''}): records changed "
+                    "during the pull (also on a second try); nothing from this page was kept, "
+                    "run the pull again",
                     connection=self.api.name,
                     module=module,
                     page=number,
