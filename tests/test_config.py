@@ -180,7 +180,8 @@ def test_example_config_is_valid_as_shipped():
 
     example = Path(__file__).resolve().parent.parent / "config.example.toml"
     config = load_config(example, build_registry())
-    assert set(config.connections) == {"sandbox", "helpdesk"}
+    assert set(config.connections) == {"sandbox", "zoho", "helpdesk"}
+    assert isinstance(config.connection("zoho").settings["refresh_token"], SecretRef)
     secret = config.connection("helpdesk").settings["auth"]["refresh_token"]
     assert isinstance(secret, SecretRef) and secret.ref == "env:HELPDESK_REFRESH_TOKEN"
     # The classic policies of the policy issue, all against the sandbox connection.
