@@ -225,6 +225,8 @@ def pull(
     elif sys.stdout.isatty():
         for s in summaries:
             print_table(f"pulled {s.connection}", PULL_HEADERS, pull_rows(s.modules))
+            if s.connector_stats:
+                click.echo(", ".join(f"{k}: {v}" for k, v in s.connector_stats.items()))
 
 
 @cli.command()

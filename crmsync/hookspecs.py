@@ -191,6 +191,10 @@ class ConnectorSession(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional (not part of the protocol check, so older connectors still conform):
+    #   def stats(self) -> dict[str, Any]
+    # counters the connector keeps (calls by kind, credits left...); summaries print them.
+
 
 @runtime_checkable
 class Connector(Protocol):

@@ -58,6 +58,7 @@ class ModulePull:
 class PullSummary:
     connection: str
     modules: list[ModulePull] = field(default_factory=list)
+    connector_stats: dict[str, Any] = field(default_factory=dict)  # ConnectorSession.stats()
 
     def total(self, attr: str) -> Any:
         return sum(getattr(m, attr) for m in self.modules)
@@ -70,6 +71,7 @@ class PullSummary:
             "api_calls": self.total("api_calls"),
             "seconds": round(self.total("seconds"), 3),
             "modules": [asdict(m) for m in self.modules],
+            "connector": self.connector_stats,
         }
 
 
@@ -253,4 +255,7 @@ def pull_connection(
         summary.modules.append(
             pull_module(session, store, connection, module, full=full, progress=progress)
         )
+    stats = getattr(session, "stats", None)
+    if callable(stats):
+        summary.connector_stats = dict(stats())
     return summary

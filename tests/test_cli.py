@@ -74,6 +74,7 @@ def test_pull_json_summarises_records_pages_calls_and_seconds(config):
     assert summary["connection"] == "sandbox"
     assert summary["records"] == 300
     assert summary["api_calls"] == summary["pages"] == 4  # one page per module at 300 records
+    assert summary["connector"] == {"api_calls": 4}  # the connector's own counters
     assert summary["seconds"] >= 0
     assert {m["module"] for m in summary["modules"]} == {"Leads", "Contacts", "Accounts", "Deals"}
 

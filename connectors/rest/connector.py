@@ -113,6 +113,10 @@ class RestSession:
             requests_per_second=self.settings.requests_per_second,
         )
 
+    def stats(self) -> dict[str, Any]:
+        """Requests made so far on this connection (retries and writes included)."""
+        return {"api_calls": self.client.calls}
+
     def list_modules(self) -> list[ModuleInfo]:
         return [
             ModuleInfo(
