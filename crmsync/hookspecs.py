@@ -130,7 +130,7 @@ class Page:
 
 @dataclass(frozen=True)
 class StatusChange:
-    """Ask the CRM to move one record to a lifecycle ``action`` (archive, void, restore, purge).
+    """Ask the CRM to apply ``action`` (one of :data:`ACTIONS`) to one record.
 
     ``fields`` are extra field values the action writes (e.g. a reason), ``data`` the record as
     the mirror knows it (restore from a local copy needs it).
