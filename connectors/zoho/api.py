@@ -78,7 +78,14 @@ class ZohoApi:
             clock=clock,
         )
         self.client.session.hooks["response"].append(self._watch)
-        self.calls: dict[str, int] = {"record": 0, "metadata": 0, "deleted": 0, "write": 0}
+        self.calls: dict[str, int] = {
+            "record": 0,
+            "metadata": 0,
+            "deleted": 0,
+            "write": 0,
+            "count": 0,
+            "bulk": 0,
+        }
         self.credits_remaining: int | None = None
         self._lock = threading.Lock()
 
@@ -109,12 +116,13 @@ class ZohoApi:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         raise_for_status: bool = True,
+        root: str = API_ROOT,
     ) -> tuple[requests.Response, int]:
         """Send one logical call (retries included); return the response and requests spent."""
         self._check_credits(module)
         context: dict[str, Any] = {"connection": self.name, "module": module, "page": page}
         try:
-            url = self.base() + API_ROOT + path
+            url = self.base() + root + path
         except ConnectorError as err:  # the first token request (it tells the API host)
             raise err.located(connection=self.name, module=module, page=page) from None
         try:

@@ -17,6 +17,7 @@ from crmsync.hookspecs import (
     StatusChange,
 )
 from crmsync_connectors.zoho.api import ZohoApi
+from crmsync_connectors.zoho.bulk import BulkReader
 from crmsync_connectors.zoho.metadata import MODIFIED_FIELD, Metadata
 from crmsync_connectors.zoho.pull import Puller
 from crmsync_connectors.zoho.settings import (
@@ -76,7 +77,8 @@ class ZohoSession:
         self.settings = settings
         self.api = ZohoApi(name, settings, sleep=sleep, clock=clock)
         self.metadata = Metadata(self.api)
-        self.puller = Puller(self.api, self.metadata, settings)
+        self.bulk = BulkReader(self.api, self.metadata, settings, sleep=sleep)
+        self.puller = Puller(self.api, self.metadata, settings, self.bulk)
         self.writer = Writer(self.api, settings)
 
     def __repr__(self) -> str:
@@ -146,8 +148,14 @@ class ZohoSession:
         return results
 
     def stats(self) -> dict[str, Any]:
-        """Calls spent so far by kind, token requests, and the last credits figure."""
-        return self.api.stats()
+        """Calls spent so far by kind, token requests, and the last credits figure;
+        ``bulk_jobs`` (Bulk Read jobs created) and ``pull_paths`` ({module: "bulk" |
+        "records"}, the path of each module's last full pull)."""
+        return {
+            **self.api.stats(),
+            "bulk_jobs": self.bulk.jobs,
+            "pull_paths": dict(self.puller.paths),
+        }
 
     def close(self) -> None:
         log.info("%s: Zoho calls %s", self.name, self.stats())

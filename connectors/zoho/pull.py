@@ -16,6 +16,7 @@ second's records. Modules without ``Modified_Time`` are always pulled in full, s
 from __future__ import annotations
 
 import email.utils
+import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ from crmsync.errors import BadResponseError, ConnectorError
 from crmsync.hookspecs import Page, PulledRecord
 from crmsync.http import json_body
 from crmsync_connectors.zoho.api import ZohoApi
+from crmsync_connectors.zoho.bulk import BulkReader, estimate
 from crmsync_connectors.zoho.metadata import MODIFIED_FIELD, Metadata
 from crmsync_connectors.zoho.settings import MAX_FIELDS_PER_CALL, StatusSettings, ZohoSettings
+
+log = logging.getLogger(__name__)
 
 #: Records reachable with ``page``; past this Zoho needs ``page_token``.
 DISCRETE_LIMIT = 2000
@@ -121,10 +125,61 @@ class _Merged:
 
 
 class Puller:
-    def __init__(self, api: ZohoApi, metadata: Metadata, settings: ZohoSettings) -> None:
+    def __init__(
+        self,
+        api: ZohoApi,
+        metadata: Metadata,
+        settings: ZohoSettings,
+        bulk: BulkReader | None = None,
+    ) -> None:
         self.api = api
         self.metadata = metadata
         self.settings = settings
+        self.bulk = bulk
+        self.paths: dict[str, str] = {}  # module -> "bulk" | "records" (the last full pull)
+
+    def record_count(self, module: str) -> int | None:
+        """``GET /{module}/actions/count`` (1 credit); None if the org does not answer it."""
+        response, _ = self.api.request(
+            "count", "GET", f"/{module}/actions/count", module=module, raise_for_status=False
+        )
+        if response.status_code != 200:
+            return None
+        try:
+            count = response.json().get("count")
+        except (ValueError, AttributeError):
+            return None
+        return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+    def choose_bulk(self, module: str, groups: int) -> bool:
+        """Whether this full pull goes through Bulk Read; logs the path and why."""
+        mode = self.settings.bulk_read
+        if self.bulk is None or mode == "never":
+            why = "bulk_read = never"
+            use = False
+        elif mode == "always":
+            why = "bulk_read = always"
+            use = True
+        else:
+            count = self.record_count(module)
+            if count is None:
+                why, use = "record count unavailable", False
+            else:
+                rest, bulk = estimate(count, groups, self.settings)
+                use = count >= self.settings.bulk_read_threshold and bulk < rest
+                why = (
+                    f"{count} records: ~{rest} credits by record calls, ~{bulk} by Bulk Read"
+                    f" (threshold {self.settings.bulk_read_threshold})"
+                )
+        self.paths[module] = "bulk" if use else "records"
+        log.info(
+            "%s/%s: full pull via %s (%s)",
+            self.api.name,
+            module,
+            "Bulk Read" if use else "record calls",
+            why,
+        )
+        return use
 
     def fields_for(self, module: str) -> tuple[list[list[str]], bool]:
         """Field groups for ``module`` and whether it has ``Modified_Time``."""
@@ -156,6 +211,10 @@ class Puller:
         groups, has_modified = self.fields_for(module)
         if not has_modified:
             since = None
+        if since is None and self.choose_bulk(module, len(groups)):
+            assert self.bulk is not None
+            yield from self.bulk.pull(module, [f for g in groups for f in g], has_modified)
+            return
         headers = {"If-Modified-Since": if_modified_since(since)} if since else {}
         params: dict[str, Any] = {
             "per_page": self.settings.page_size,

@@ -28,6 +28,10 @@ STATUSES = ("active", "archived", "voided")
 MAX_PAGE_SIZE = 200  # per_page cap of GET /crm/v8/{module}
 MAX_BATCH = 100  # records per PUT / ids per DELETE
 MAX_FIELDS_PER_CALL = 50  # fields parameter cap
+BULK_MODES = ("auto", "always", "never")
+BULK_PAGE = 200_000  # records per Bulk Read result page
+#: ASSUMED credits one Bulk Read job costs (not in our Zoho reference; see README "Bulk Read").
+BULK_JOB_CREDITS = 50
 
 _NONEMPTY = {"type": "string", "minLength": 1}
 _SECRET = {"type": "string", "secret": True}
@@ -107,6 +111,11 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "max_retries": {"type": "integer", "minimum": 0, "maximum": 20},
         "max_retry_wait": {"type": "number", "minimum": 0},
         "backoff_base": {"type": "number", "minimum": 0},
+        "bulk_read": {"enum": list(BULK_MODES)},
+        "bulk_read_threshold": {"type": "integer", "minimum": 0},
+        "bulk_read_job_credits": {"type": "integer", "minimum": 0},
+        "bulk_read_poll_interval": {"type": "number", "minimum": 0},
+        "bulk_read_max_wait": {"type": "number", "minimum": 0},
     },
 }
 
@@ -165,6 +174,36 @@ SETTINGS: list[Setting] = [
     Setting(
         "backoff_base", "first backoff step in seconds (doubles per retry)", "number", default=1.0
     ),
+    Setting(
+        "bulk_read",
+        "first (full) pulls through the Bulk Read API: auto (when it costs fewer credits) | "
+        "always | never",
+        default="auto",
+    ),
+    Setting(
+        "bulk_read_threshold",
+        "auto: consider Bulk Read only for modules with at least this many records",
+        "integer",
+        default=10_000,
+    ),
+    Setting(
+        "bulk_read_job_credits",
+        "assumed API credits of one Bulk Read job (cost model of bulk_read = auto)",
+        "integer",
+        default=BULK_JOB_CREDITS,
+    ),
+    Setting(
+        "bulk_read_poll_interval",
+        "first wait in seconds between job status polls (doubles, capped at 60)",
+        "number",
+        default=5.0,
+    ),
+    Setting(
+        "bulk_read_max_wait",
+        "give up on a Bulk Read job after this many seconds",
+        "number",
+        default=3600.0,
+    ),
 ]
 
 
@@ -203,6 +242,11 @@ class ZohoSettings:
     max_retries: int = 5
     max_retry_wait: float = 60.0
     backoff_base: float = 1.0
+    bulk_read: str = "auto"
+    bulk_read_threshold: int = 10_000
+    bulk_read_job_credits: int = BULK_JOB_CREDITS
+    bulk_read_poll_interval: float = 5.0
+    bulk_read_max_wait: float = 3600.0
 
     @property
     def default_api_domain(self) -> str:
@@ -251,4 +295,9 @@ def parse_settings(settings: Mapping[str, Any]) -> ZohoSettings:
         max_retries=int(settings.get("max_retries", 5)),
         max_retry_wait=float(settings.get("max_retry_wait", 60.0)),
         backoff_base=float(settings.get("backoff_base", 1.0)),
+        bulk_read=settings.get("bulk_read", "auto"),
+        bulk_read_threshold=int(settings.get("bulk_read_threshold", 10_000)),
+        bulk_read_job_credits=int(settings.get("bulk_read_job_credits", BULK_JOB_CREDITS)),
+        bulk_read_poll_interval=float(settings.get("bulk_read_poll_interval", 5.0)),
+        bulk_read_max_wait=float(settings.get("bulk_read_max_wait", 3600.0)),
     )

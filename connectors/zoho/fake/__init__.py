@@ -141,6 +141,12 @@ auth, route, concurrency, credits.
   If-Modified-Since on deleted_time, inclusive): items ``{"deleted_by":{name,id},"id",
   "display_name","type","created_by","deleted_time"}``, newest deletion first; ``info``
   ``{per_page,count,page,more_records}``; empty -> 204.
+- ``GET /crm/v8/{Module}/actions/count`` -> ``{"count": n}`` (kind ``count``).
+- Bulk Read: ``POST /crm/bulk/v8/read``, ``GET /crm/bulk/v8/read/{id}`` and ``.../result``
+  (zipped CSV); constructor keys ``bulk_page_size`` (200,000), ``bulk_job_polls`` (1),
+  ``bulk_job_seconds`` (30), ``bulk_downloads_per_minute`` (10), ``bulk_job_credits`` (50);
+  ``fail_bulk_jobs(n)``, ``bulk_jobs()``; stats ``bulk_calls``. Details and the CSV
+  conventions: the docstring of ``fake/bulk.py``.
 - 429 answers (bursts, concurrency, credits) are ``{"code":"TOO_MANY_REQUESTS",...}`` with no
   Retry-After header; injected 5xx are ``{"code":"INTERNAL_ERROR",...}``.
 """

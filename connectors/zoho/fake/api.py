@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from crmsync_connectors.zoho.fake import schema as sc
+from crmsync_connectors.zoho.fake.bulk import BULK_PREFIX, BULK_SCOPES, BulkRequest
 from crmsync_connectors.zoho.fake.data import parse_time
 from crmsync_connectors.zoho.fake.faults import error
 
@@ -69,7 +70,19 @@ def module_scopes(module: str, op: str) -> tuple[str, ...]:
 
 
 def classify(method: str, path: str) -> Route:
-    """Route a ``/crm/v8/...`` request (raises ApiError for unknown URLs and modules)."""
+    """Route a ``/crm/v8/...`` or ``/crm/bulk/v8/read...`` request (raises ApiError for
+    unknown URLs and modules)."""
+    if path.rstrip("/") == BULK_PREFIX or path.startswith(BULK_PREFIX + "/"):
+        tail = (
+            "/{id}/result"
+            if path.rstrip("/").endswith("/result")
+            else ("/{id}" if path.rstrip("/") != BULK_PREFIX else "")
+        )
+        return Route(f"{method} {BULK_PREFIX}{tail}", "bulk", None, BULK_SCOPES)
+    if not path.startswith(API_PREFIX):
+        raise ApiError(
+            404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"
+        )
     parts = path[len(API_PREFIX) :].strip("/").split("/")
     if parts[0] == "settings" and len(parts) == 2 and parts[1] in ("modules", "fields"):
         what = parts[1]
@@ -99,6 +112,8 @@ def classify(method: str, path: str) -> Route:
         key = f"{method} /crm/v8/{{module}}"
     elif tail == "deleted":
         op, kind, key = "READ", "deleted", f"{method} /crm/v8/{{module}}/deleted"
+    elif tail == "actions/count" and method == "GET":
+        op, kind, key = "READ", "count", "GET /crm/v8/{module}/actions/count"
     elif tail in ("actions/add_tags", "actions/remove_tags"):
         op, kind, key = "UPDATE", "write", f"{method} /crm/v8/{{module}}/{tail}"
     elif len(parts) == 2 and parts[1].isdigit():
@@ -195,11 +210,15 @@ class Request:
 
     def handle(self) -> tuple[int, Any]:
         r = self.route
+        if r.kind == "bulk":
+            return BulkRequest(self.fake, self.method, self.path, self.body).handle()
         if r.kind == "metadata":
             return self.settings()
         assert r.module is not None
         if r.key.endswith("/deleted"):
             return self.deleted(r.module)
+        if r.kind == "count":
+            return 200, {"count": self.fake.store.count(r.module)}
         if r.key.endswith("/add_tags"):
             return self.tags(r.module, add=True)
         if r.key.endswith("/remove_tags"):

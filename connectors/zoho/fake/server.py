@@ -31,6 +31,7 @@ from crmsync_connectors.zoho.fake.api import (
     Route,
     classify,
 )
+from crmsync_connectors.zoho.fake.bulk import BulkState, Raw, job_cost
 from crmsync_connectors.zoho.fake.data import DEFAULT_CLOCK_START, DEFAULT_TZ, TimeFormat, generate
 from crmsync_connectors.zoho.fake.faults import CONCURRENCY, Credits, Faults, error
 from crmsync_connectors.zoho.fake.oauth import DEFAULT_SCOPES, OAuth, scope_covers
@@ -113,6 +114,7 @@ class Stats:
                 "metadata_calls": self.by_kind.get("metadata", 0),
                 "write_calls": self.by_kind.get("write", 0),
                 "deleted_calls": self.by_kind.get("deleted", 0),
+                "bulk_calls": self.by_kind.get("bulk", 0),
                 "token_requests": self.token_requests,
                 "by_status": dict(self.by_status),
                 "writes": dict(self.writes),
@@ -151,6 +153,11 @@ class FakeZoho:
         tz_offset: str = DEFAULT_TZ,
         db_path: str | None = None,
         verbose: bool = False,
+        bulk_page_size: int = 200_000,
+        bulk_job_polls: int = 1,
+        bulk_job_seconds: float = 30.0,
+        bulk_downloads_per_minute: int = 10,
+        bulk_job_credits: int = 50,
     ) -> None:
         if isinstance(records, int):
             sizes = dict.fromkeys(sc.MODULE_NAMES, records)
@@ -192,6 +199,13 @@ class FakeZoho:
         self.faults = Faults(seed)
         self.stats_ = Stats()
         self.page_tokens = PageTokens()
+        self.bulk = BulkState(
+            page_size=bulk_page_size,
+            job_polls=bulk_job_polls,
+            job_seconds=bulk_job_seconds,
+            downloads_per_minute=bulk_downloads_per_minute,
+            job_credits=bulk_job_credits,
+        )
         self.store = Store(db_path)
         try:
             for module, n in self.sizes.items():
@@ -397,6 +411,20 @@ class FakeZoho:
         snap["credits_remaining"] = self.credits.remaining(now)
         snap["now"] = self.now()
         return snap
+
+    def fail_bulk_jobs(self, count: int = 1) -> None:
+        """The next ``count`` Bulk Read jobs end in state FAILURE."""
+        with self.bulk.lock:
+            self.bulk.fail_next = count
+
+    def bulk_jobs(self) -> list[dict[str, Any]]:
+        """Bulk Read jobs so far: id, module, page, state, polls."""
+        with self.bulk.lock:
+            return [
+                {"id": j.id, "module": j.module, "page": j.page, "state": j.state,
+                 "polls": j.polls}
+                for j in self.bulk.jobs.values()
+            ]  # fmt: skip
 
     def reset_stats(self) -> None:
         """Zero the request counters (not tokens or credits)."""
@@ -808,7 +836,8 @@ class _Handler(BaseHTTPRequestHandler):
                         "The number of concurrent requests exceeds the limit.",
                     )
                 now = fake.clock.timestamp()
-                if not fake.credits.take(now):
+                cost = job_cost(fake, self.command, path) if route.kind == "bulk" else 1
+                if not fake.credits.take(now, cost):
                     raise ApiError(
                         429, "TOO_MANY_REQUESTS", "You have exhausted the API credits for the day."
                     )
@@ -864,7 +893,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> None:
         self.log_request(status)
-        if isinstance(payload, bytes):
+        content_type = "application/json;charset=UTF-8"
+        if isinstance(payload, Raw):
+            body, content_type = payload.body, payload.content_type
+            if payload.filename:
+                headers = (
+                    *headers,
+                    ("Content-Disposition", f'attachment; filename="{payload.filename}"'),
+                )
+        elif isinstance(payload, bytes):
             body = payload
         else:
             body = b"" if payload is None else orjson.dumps(payload)
@@ -877,7 +914,7 @@ class _Handler(BaseHTTPRequestHandler):
         ]
         lines.extend(f"{name}: {value}" for name, value in headers)
         if not no_body:
-            lines.append("Content-Type: application/json;charset=UTF-8")
+            lines.append(f"Content-Type: {content_type}")
             lines.append(f"Content-Length: {len(body)}")
         if self.close_connection:
             lines.append("Connection: close")
