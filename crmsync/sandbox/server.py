@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import random
-import socket
-import socketserver
 import sys
 import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -31,6 +28,7 @@ from crmsync.sandbox.clock import SandboxClock
 from crmsync.sandbox.data import MODULE_FIELDS, MODULES, STATUSES, RecordGenerator, split_sizes
 from crmsync.sandbox.faults import FAULT_KEYS, Faults
 from crmsync.sandbox.store import RecordStore, encode
+from crmsync.testing.local_server import LocalHTTPServer
 
 API_PREFIX = "/api/v1/"
 MAX_PAGE_SIZE = 1000
@@ -339,68 +337,9 @@ def _int_id(value: object) -> int | None:
 # --------------------------------------------------------------------------- HTTP server
 
 
-class _Server(ThreadingHTTPServer):
-    """Tracks its connections so stop() can close idle keep-alive ones and join every thread
-    (ThreadingHTTPServer leaves daemon handler threads running after shutdown)."""
-
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(LocalHTTPServer):
+    thread_name = "crmsync-sandbox-conn"
     crm: SandboxCRM
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.stopping = threading.Event()
-        self._conn_lock = threading.Lock()
-        self._conns: set[socket.socket] = set()
-        self._handlers: set[threading.Thread] = set()
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN (a DNS lookup, slow on some hosts);
-        # the sandbox never uses it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection,
-            args=(request, client_address),
-            name="crmsync-sandbox-conn",
-            daemon=True,
-        )
-        with self._conn_lock:
-            self._conns.add(request)
-            self._handlers.add(thread)
-        thread.start()
-
-    def _serve_connection(self, request: Any, client_address: Any) -> None:
-        try:
-            self.process_request_thread(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._conns.discard(request)
-                self._handlers.discard(threading.current_thread())
-
-    def close_connections(self) -> None:
-        with self._conn_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):  # unblocks a handler waiting for a request
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def join_handlers(self, timeout: float) -> None:
-        with self._conn_lock:
-            threads = list(self._handlers)
-        for thread in threads:
-            thread.join(timeout)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError) or self.stopping.is_set():
-            return  # a client went away; not the sandbox's problem
-        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -4,17 +4,14 @@ around one :class:`FakeZoho` state. See the package docstring for the Python and
 
 from __future__ import annotations
 
-import contextlib
 import random
-import socket
-import socketserver
 import sys
 import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from crmsync.sandbox.clock import SandboxClock
+from crmsync.testing.local_server import LocalHTTPServer
 from crmsync_connectors.zoho.fake import schema as sc
 from crmsync_connectors.zoho.fake.api import (
     API_PREFIX,
@@ -649,66 +647,10 @@ def _validate(field: sc.Field, value: Any) -> str | None:
 # --------------------------------------------------------------------------- HTTP
 
 
-class _Server(ThreadingHTTPServer):
-    """Tracks its connections so stop() closes idle keep-alive ones and joins every thread."""
-
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(LocalHTTPServer):
+    thread_name = "fake-zoho-conn"
     fake: FakeZoho
     role: str
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.stopping = threading.Event()
-        self._conn_lock = threading.Lock()
-        self._conns: set[socket.socket] = set()
-        self._handlers: set[threading.Thread] = set()
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # skip the FQDN lookup
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection,
-            args=(request, client_address),
-            name="fake-zoho-conn",
-            daemon=True,
-        )
-        with self._conn_lock:
-            self._conns.add(request)
-            self._handlers.add(thread)
-        thread.start()
-
-    def _serve_connection(self, request: Any, client_address: Any) -> None:
-        try:
-            self.process_request_thread(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._conns.discard(request)
-                self._handlers.discard(threading.current_thread())
-
-    def close_connections(self) -> None:
-        with self._conn_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def join_handlers(self, timeout: float) -> None:
-        with self._conn_lock:
-            threads = list(self._handlers)
-        for thread in threads:
-            thread.join(timeout)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError) or self.stopping.is_set():
-            return
-        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,78 @@
+"""A threaded HTTP server for fake CRMs on 127.0.0.1 (the sandbox, the fake Zoho server, a
+plugin author's own fake) that stops cleanly.
+
+ThreadingHTTPServer leaves daemon handler threads running after shutdown and keeps idle
+keep-alive connections open; this one tracks both, so ``close_connections()`` then
+``join_handlers()`` leave no thread behind and free the port at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import socketserver
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class LocalHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    thread_name = "fake-crm-conn"  # names handler threads, for debugging leaks
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.stopping = threading.Event()
+        self._conn_lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._handlers: set[threading.Thread] = set()
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN (a DNS lookup, slow on some hosts);
+        # a local fake never uses it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(request, client_address),
+            name=self.thread_name,
+            daemon=True,
+        )
+        with self._conn_lock:
+            self._conns.add(request)
+            self._handlers.add(thread)
+        thread.start()
+
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._conns.discard(request)
+                self._handlers.discard(threading.current_thread())
+
+    def close_connections(self) -> None:
+        with self._conn_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):  # unblocks a handler waiting for a request
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def join_handlers(self, timeout: float) -> None:
+        with self._conn_lock:
+            threads = list(self._handlers)
+        for thread in threads:
+            thread.join(timeout)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError) or self.stopping.is_set():
+            return  # a client went away; not the server's problem
+        super().handle_error(request, client_address)
