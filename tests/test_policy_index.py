@@ -254,3 +254,41 @@ def test_cutoff_far_in_the_past_still_compiles():
     pre = prefilter(node, NOW)
     assert pre is None or pre.params[0] <= "0001-01-03"
     assert UTC  # keep the import honest for readers: times here are UTC
+
+
+def test_indexes_no_configured_policy_needs_are_dropped(tmp_path):
+    from crmsync.policy.validate import parse_policies
+    from crmsync.store import open_store
+
+    raw = [
+        {
+            "name": "a",
+            "connection": "c",
+            "module": "m",
+            "action": "archive",
+            "filter": {"field": "lead_status", "op": "eq", "value": "Lost"},
+        },
+        {
+            "name": "b",
+            "connection": "c",
+            "module": "m",
+            "action": "archive",
+            "filter": {"field": "stage", "op": "eq", "value": "Closed"},
+        },
+    ]
+    a, b = parse_policies(raw, connections={"c"})
+    with open_store(tmp_path / "s.db") as store:
+        created = store.ensure_policy_indexes([a, b])
+        assert len(created) == 2
+        store.ensure_policy_indexes([a], keep=[a])  # policy b was removed from the config
+        names = {
+            n
+            for (n,) in store._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'mirror_f_%'"
+            )
+        }
+        assert len(names) == 1
+        assert (
+            store.ensure_policy_indexes([a], keep=[a, b]) == [created[1]]
+            or len(store.ensure_policy_indexes([b], keep=[a, b])) == 1
+        )

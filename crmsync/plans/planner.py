@@ -125,7 +125,8 @@ def make_plan(
     """Evaluate ``policies`` over the mirror and store the plan; returns it."""
     now = now or datetime.now(UTC)
     plan_id = new_plan_id(now)
-    store.ensure_policy_indexes(policies)  # once per filter shape; then each query uses one
+    # once per filter shape; then each query uses one. Indexes no configured policy needs go.
+    store.ensure_policy_indexes(policies, keep=[p for p in config.policies if p.enabled])
     queries: list[tuple[Policy, str, list[Any]]] = []
     for policy in policies:
         sql, params = select_sql(policy, now, columns=ITEM_COLUMNS)

@@ -302,10 +302,13 @@ class Store(ABC):
     def close(self) -> None: ...
 
     # -- policy indexes (crmsync.policy.sql "Indexes")
-    def ensure_policy_indexes(self, policies: Sequence[Policy]) -> list[str]:
+    def ensure_policy_indexes(
+        self, policies: Sequence[Policy], *, keep: Sequence[Policy] | None = None
+    ) -> list[str]:
         """Create the mirror indexes the policies' queries can use (once; later calls find
-        them). Returns the names of the indexes created now. A store without indexes answers
-        the same queries by scanning, so the default does nothing."""
+        them); with ``keep``, drop policy indexes none of those policies needs. Returns the
+        names of the indexes created now. A store without indexes answers the same queries by
+        scanning, so the default does nothing."""
         return []
 
     def __enter__(self) -> Store:

@@ -58,20 +58,34 @@ class PlanStoreMixin:
 
     # ------------------------------------------------------------------ policy indexes
 
-    def ensure_policy_indexes(self, policies: Sequence[Policy]) -> list[str]:
+    def ensure_policy_indexes(
+        self, policies: Sequence[Policy], *, keep: Sequence[Policy] | None = None
+    ) -> list[str]:
         """One index per distinct column list :func:`~crmsync.policy.sql.index_columns` asks
-        for, named by its digest; building one reads every mirror row once."""
+        for, named by its digest; building one reads every mirror row once. With ``keep`` (every
+        configured policy), policy indexes none of them needs are dropped: each index costs a
+        JSON parse per record written by every pull."""
         from crmsync.policy.sql import index_columns, index_name
 
-        wanted = {}
-        for policy in policies:
-            columns = index_columns(policy)
-            if columns is not None:
-                wanted[index_name(columns)] = columns
+        def wanted_by(chosen: Sequence[Policy]) -> dict[str, Any]:
+            out = {}
+            for policy in chosen:
+                columns = index_columns(policy)
+                if columns is not None:
+                    out[index_name(columns)] = columns
+            return out
+
+        wanted = wanted_by(policies)
         existing = {
             name
             for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
+        if keep is not None:
+            needed = set(wanted) | set(wanted_by(keep))
+            for name in sorted(existing):
+                if name.startswith("mirror_f_") and name not in needed:
+                    with self._tx() as db:
+                        db.execute(f'DROP INDEX IF EXISTS "{name}"')
         created = []
         for name, columns in wanted.items():
             if name in existing:
