@@ -140,15 +140,32 @@ def test_delta_manifests_resolve_to_the_same_records_as_full(tmp_path: Path) -> 
     assert deltas.verify().ok
 
 
-def test_full_manifest_every_n_and_when_delta_is_large(tmp_path: Path) -> None:
+def test_full_manifest_every_n_and_when_deltas_grow_large(tmp_path: Path) -> None:
     repo = Repository.init(LocalBackend(tmp_path / "r"), full_every=3, full_fraction=0.5)
     records = make_records(100)
     kinds = [create(repo, records, day=d).kind for d in range(4)]
-    assert kinds == ["full", "delta", "delta", "full"]
+    assert kinds == ["full", "delta", "delta", "full"]  # every 3
     small = {**records, ("Leads", "r0"): {"n": -1}}  # 1 of 100 changed: a delta
     assert create(repo, small, day=4).kind == "delta"
     big = create(repo, {k: {**v, "n": -2} for k, v in records.items()}, day=5)
     assert big.kind == "full"  # 100% changed > 50%: a delta would not be smaller
+
+    cum = Repository.init(LocalBackend(tmp_path / "c"), full_every=100, full_fraction=0.5)
+    infos = [create(cum, records)]
+    for day in range(1, 5):  # 20 of 100 records change a day: deltas of 20, 40, then 60 > 50
+        for i in range(20):
+            records[("Leads", f"r{(day * 20 + i) % 100}")] = {"day": day, "i": i}
+        infos.append(create(cum, records, day=day))
+    assert [(s.kind, s.depth) for s in infos] == [
+        ("full", 0),
+        ("delta", 1),
+        ("delta", 2),
+        ("full", 0),
+        ("delta", 1),
+    ]
+    assert sorted(cum.records(infos[-1].id)) == sorted(
+        (m, rid, canonical_record(d)[1]) for (m, rid), d in records.items()
+    )
 
 
 def test_interrupted_create_leaves_nothing_visible(repo: Repository, tmp_path: Path) -> None:
@@ -358,3 +375,33 @@ def test_local_backend_put_is_atomic_and_lists_complete_objects(tmp_path: Path) 
     assert not b.exists("a/b/c")
     with pytest.raises(ValueError):
         b.put("../escape", b"")
+
+
+def test_damaged_delta_manifest_names_it_and_its_descendants(
+    repo: Repository, tmp_path: Path
+) -> None:
+    records = make_records(30)
+    snaps = []
+    for day in range(4):
+        records[("Leads", f"r{day}")] = {"v": day}
+        snaps.append(create(repo, records, day=day))
+    assert [s.kind for s in snaps] == ["full", "delta", "delta", "delta"]
+    path = tmp_path / "repo" / "snapshots" / snaps[2].id
+    path.write_bytes(path.read_bytes() + b"junk")  # trailing garbage
+    fresh = Repository.open(LocalBackend(tmp_path / "repo"))
+    report = fresh.verify()
+    assert set(report.damaged_snapshots) == {snaps[2].id, snaps[3].id}
+    assert "does not match its name" in report.damaged_snapshots[snaps[2].id]
+    assert len(list(fresh.records(snaps[1].id))) == 30  # older ones unaffected
+    assert fresh.blob_of(snaps[1].id, "Leads", "nope") is None
+    assert {rid for _, rid, _ in fresh.records(snaps[1].id, module="Leads")} == {
+        f"r{i}" for i in range(30)
+    }
+
+
+def test_trailing_bytes_after_a_frame_are_damage(tmp_path: Path) -> None:
+    data = fmt.compress(b'{"a":1}\n') + b"\x00"
+    with pytest.raises(RepositoryCorrupt, match="trailing bytes"):
+        fmt.decompress_full(data, "packs/xx/test")
+    with pytest.raises(RepositoryCorrupt, match="trailing bytes"):
+        list(fmt.iter_frame_lines(data, "snapshots/test"))

@@ -37,8 +37,11 @@ RecordInput = tuple[str, str, str, dict[str, Any]]  # (connection, module, recor
 
 # Full manifest rule (docs/snapshot-format.md "When a manifest is full"): a snapshot is stored
 # full when it has no parent, when its parent is already FULL_EVERY - 1 deltas away from a
-# full manifest, or when its delta would have more than FULL_FRACTION x (records) entries.
-FULL_EVERY = 16
+# full manifest, or when the deltas since the last full manifest, this one included, would
+# hold more than FULL_FRACTION x (records) entries - resolving a snapshot then reads at most
+# FULL_EVERY manifests and at most (1 + FULL_FRACTION) x a full manifest's entries. A full
+# manifest costs ~35 bytes a record (hashes do not compress), so it is written rarely.
+FULL_EVERY = 64
 FULL_FRACTION = 0.5
 
 # blob location packed into one int: pack number << 64 | offset << 32 | length
@@ -294,7 +297,9 @@ class Repository:
         modules_t = tuple(sorted(set(modules)))
         parent_id = self._parent_for(parent, connection, modules_t)
         parent_map = self.materialise(parent_id) if parent_id else {}
-        parent_depth = self._header(parent_id)["depth"] if parent_id else 0
+        parent_header = self._header(parent_id) if parent_id else {}
+        parent_depth = int(parent_header.get("depth", 0))
+        parent_chain = int(parent_header.get("chain_entries", 0))
         writer = _PackWriter(self)
         idx = self.index
         counts = {"added": 0, "changed": 0, "removed": 0, "unchanged": 0, "new_blobs": 0}
@@ -339,14 +344,16 @@ class Repository:
                 for pack_id, ents in writer.written:
                     idx.add_pack(pack_id, ents)
             delta_entries = counts["added"] + counts["changed"] + counts["removed"]
+            chain_entries = parent_chain + delta_entries
             full = (
                 parent_id is None
                 or parent_depth + 1 >= self.full_every
-                or delta_entries > self.full_fraction * max(total, 1)
+                or chain_entries > self.full_fraction * max(total, 1)
             )
             header = {
                 "format": "crmsync-snapshot", "version": fmt.FORMAT_VERSION,
                 "kind": "full" if full else "delta", "depth": 0 if full else parent_depth + 1,
+                "chain_entries": 0 if full else chain_entries,
                 "time": _iso(time), "connection": connection, "modules": list(modules_t),
                 "tags": sorted(set(tags)), "parent": parent_id, "operator": operator,
                 "reason": reason, "records": total,
