@@ -405,3 +405,23 @@ def test_trailing_bytes_after_a_frame_are_damage(tmp_path: Path) -> None:
         fmt.decompress_full(data, "packs/xx/test")
     with pytest.raises(RepositoryCorrupt, match="trailing bytes"):
         list(fmt.iter_frame_lines(data, "snapshots/test"))
+
+
+def test_failed_create_does_not_dedup_against_its_unindexed_packs(repo: Repository) -> None:
+    backend = repo.backend
+    real_put = backend.put
+
+    def no_index(name: str, data: bytes) -> None:
+        if name.startswith("index/"):
+            raise OSError(errno.EIO, "I/O error")
+        real_put(name, data)
+
+    backend.put = no_index  # type: ignore[method-assign]
+    with pytest.raises(RepositoryWriteError, match="index/"):
+        create(repo, make_records(50))
+    backend.put = real_put  # type: ignore[method-assign]
+    assert repo.list() == [] and repo.blob_count() == 0
+    info = create(repo, make_records(50))  # same Repository object: blobs written again
+    assert info.summary["new_blobs"] == 50
+    report = repo.verify(read_data=True)
+    assert report.ok and report.unreferenced_packs == []  # same bytes -> same pack name

@@ -163,18 +163,29 @@ def _parse_index(backend: Backend, name: str) -> list[tuple[str, list[tuple[byte
 
 
 class _PackWriter:
-    """Buffers new blobs; each full buffer becomes one pack = one zstd frame of JSONL."""
+    """Buffers new blobs; each full buffer becomes one pack = one zstd frame of JSONL.
 
-    def __init__(self, repo: Repository):
+    A written pack goes straight into the live index (later records dedup against it) and its
+    entry is streamed into this create's compressed index object, so memory holds one pack's
+    entries, not the whole create's. If the create fails the repository drops its index and
+    reloads it from the backend, where unindexed packs do not exist.
+    """
+
+    def __init__(self, repo: Repository, idx: _Index):
         self.repo = repo
+        self.idx = idx
         self.buf = bytearray()
         self.entries: list[tuple[bytes, int, int]] = []
-        self.pending: set[bytes] = set()
-        self.written: list[tuple[str, list[tuple[bytes, int, int]]]] = []
+        self.pending: set[bytes] = set()  # blobs in the unwritten buffer
+        self.packs = 0
         self.new_bytes = 0
+        self._index_out = io.BytesIO()
+        cctx = zstandard.ZstdCompressor(level=repo.level, write_checksum=True)
+        self._index_zw = cctx.stream_writer(self._index_out, closefd=False)
+        self._index_zw.write(b'{"version":%d,"packs":[' % fmt.FORMAT_VERSION)
 
     def has(self, blob: bytes) -> bool:
-        return blob in self.pending
+        return blob in self.pending or blob in self.idx.blobs
 
     def add(self, blob: bytes, raw: bytes) -> None:
         self.entries.append((blob, len(self.buf), len(raw)))
@@ -191,9 +202,20 @@ class _PackWriter:
         pack_id = fmt.sha256_hex(data)
         self.repo._put(fmt.pack_name(pack_id), data)
         self.new_bytes += len(data)
-        self.written.append((pack_id, self.entries))
+        self.idx.add_pack(pack_id, self.entries)
+        entry = {"id": pack_id, "blobs": [[b.hex(), o, n] for b, o, n in self.entries]}
+        self._index_zw.write((b"," if self.packs else b"") + orjson.dumps(entry))
+        self.packs += 1
         self.buf = bytearray()
         self.entries = []
+        self.pending = set()
+
+    def finish(self) -> bytes | None:
+        """The compressed index object naming every pack written (None: no new packs)."""
+        self.flush()
+        self._index_zw.write(b"]}")
+        self._index_zw.close()
+        return self._index_out.getvalue() if self.packs else None
 
 
 class Repository:
@@ -297,11 +319,35 @@ class Repository:
         modules_t = tuple(sorted(set(modules)))
         parent_id = self._parent_for(parent, connection, modules_t)
         parent_map = self.materialise(parent_id) if parent_id else {}
+        idx = self.index
+        writer = _PackWriter(self, idx)
+        try:
+            return self._create(
+                records, writer, connection=connection, modules_t=modules_t, tags=tags,
+                parent_id=parent_id, parent_map=parent_map, operator=operator, reason=reason,
+                time=time,
+            )  # fmt: skip
+        except BaseException:
+            self._index = None  # it may name packs that no committed index names
+            raise
+
+    def _create(
+        self,
+        records: Iterable[RecordInput],
+        writer: _PackWriter,
+        *,
+        connection: str,
+        modules_t: tuple[str, ...],
+        tags: Iterable[str],
+        parent_id: str | None,
+        parent_map: dict[Key, bytes],
+        operator: str,
+        reason: str,
+        time: datetime | None,
+    ) -> SnapshotInfo:
         parent_header = self._header(parent_id) if parent_id else {}
         parent_depth = int(parent_header.get("depth", 0))
         parent_chain = int(parent_header.get("chain_entries", 0))
-        writer = _PackWriter(self)
-        idx = self.index
         counts = {"added": 0, "changed": 0, "removed": 0, "unchanged": 0, "new_blobs": 0}
         total = 0
         with tempfile.TemporaryFile() as full_f, tempfile.TemporaryFile() as delta_f:
@@ -323,26 +369,16 @@ class Repository:
                 else:
                     counts["added" if old is None else "changed"] += 1
                     delta_f.write(line)
-                if blob not in idx.blobs and not writer.has(blob):
+                if not writer.has(blob):
                     writer.add(blob, text.encode("utf-8"))
                     counts["new_blobs"] += 1
             for module, record_id in parent_map:
                 delta_f.write(orjson.dumps(["r", module, record_id]) + b"\n")
                 counts["removed"] += 1
             del parent_map
-            writer.flush()
-            if writer.written:  # the index naming the new packs, before the manifest
-                index_raw = orjson.dumps({
-                    "version": fmt.FORMAT_VERSION,
-                    "packs": [
-                        {"id": p, "blobs": [[b.hex(), o, n] for b, o, n in ents]}
-                        for p, ents in writer.written
-                    ],
-                })  # fmt: skip
-                index_data = fmt.compress(index_raw, self.level)
+            index_data = writer.finish()
+            if index_data is not None:  # the index naming the new packs, before the manifest
                 self._put(fmt.INDEX + fmt.sha256_hex(index_data), index_data)
-                for pack_id, ents in writer.written:
-                    idx.add_pack(pack_id, ents)
             delta_entries = counts["added"] + counts["changed"] + counts["removed"]
             chain_entries = parent_chain + delta_entries
             full = (
