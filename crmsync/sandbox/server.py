@@ -18,7 +18,6 @@ import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -28,7 +27,7 @@ from crmsync.sandbox.clock import SandboxClock
 from crmsync.sandbox.data import MODULE_FIELDS, MODULES, STATUSES, RecordGenerator, split_sizes
 from crmsync.sandbox.faults import FAULT_KEYS, Faults
 from crmsync.sandbox.store import RecordStore, encode
-from crmsync.testing.local_server import LocalHTTPServer
+from crmsync.testing.local_server import LocalHandler, LocalHTTPServer
 
 API_PREFIX = "/api/v1/"
 MAX_PAGE_SIZE = 1000
@@ -342,30 +341,13 @@ class _Server(LocalHTTPServer):
     crm: SandboxCRM
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: clients pool connections, as with real CRMs
+class _Handler(LocalHandler):
     server_version = "crmsync-sandbox/1"
     disable_nagle_algorithm = True  # headers and body are separate writes
     server: _Server
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.crm.verbose:
-            super().log_message(format, *args)
+    def _verbose(self) -> bool:
+        return self.server.crm.verbose
 
     # ----------------------------------------------------------------------- plumbing
 

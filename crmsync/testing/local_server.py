@@ -76,3 +76,34 @@ class LocalHTTPServer(ThreadingHTTPServer):
         if isinstance(exc, ConnectionError | TimeoutError) or self.stopping.is_set():
             return  # a client went away; not the server's problem
         super().handle_error(request, client_address)
+
+
+class LocalHandler(BaseHTTPRequestHandler):
+    """Every method goes to ``_dispatch``; request logging only when ``_verbose()`` says so."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: clients pool connections, as with real CRMs
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        raise NotImplementedError
+
+    def _verbose(self) -> bool:
+        return False
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self._verbose():
+            super().log_message(format, *args)

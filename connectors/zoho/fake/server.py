@@ -11,7 +11,6 @@ import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from crmsync.sandbox.clock import SandboxClock
-from crmsync.testing.local_server import LocalHTTPServer
+from crmsync.testing.local_server import LocalHandler, LocalHTTPServer
 from crmsync_connectors.zoho.fake import schema as sc
 from crmsync_connectors.zoho.fake.api import (
     API_PREFIX,
@@ -653,29 +652,12 @@ class _Server(LocalHTTPServer):
     role: str
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LocalHandler):
     server_version = "FakeZoho/1.0"
     server: _Server
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.fake.verbose:
-            super().log_message(format, *args)
+    def _verbose(self) -> bool:
+        return self.server.fake.verbose
 
     def _dispatch(self) -> None:
         fake = self.server.fake
