@@ -159,7 +159,6 @@ class SandboxCRM:
         self.sizes = {m: sizes.get(m, 0) for m in MODULES}
         self._touch_rng = random.Random(f"crmsync-sandbox-touch/{seed}")
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._closed = False
 
     # ----------------------------------------------------------------------- lifecycle
@@ -173,28 +172,14 @@ class SandboxCRM:
         server = _Server((host, port), _Handler)
         server.crm = self
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # shutdown() waits for a poll: keep stop() prompt
-            name="crmsync-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
+        server.serve_in_background("crmsync-sandbox")
         return self.base_url
 
     def stop(self) -> None:
         """Stop serving: close the listening socket and every open connection, join threads."""
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.stopping.set()  # wakes handlers sleeping on injected latency
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        server.join_handlers(5)
+        if server is not None:
+            server.stop_serving()
 
     def close(self) -> None:
         """Stop, and free the storage (its temporary file)."""

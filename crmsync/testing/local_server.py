@@ -29,7 +29,28 @@ class LocalHTTPServer(ThreadingHTTPServer):
         self._conn_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._handlers: set[threading.Thread] = set()
+        self._serving: threading.Thread | None = None
         super().__init__(address, handler)
+
+    def serve_in_background(self, name: str) -> None:
+        self._serving = threading.Thread(
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.05},  # shutdown() waits for a poll: keep stops prompt
+            name=name,
+            daemon=True,
+        )
+        self._serving.start()
+
+    def stop_serving(self, timeout: float = 5.0) -> None:
+        """Close the listening socket and every open connection; join every thread."""
+        self.shutdown()
+        self.stopping.set()  # wakes handlers sleeping on injected latency
+        self.close_connections()
+        self.server_close()
+        if self._serving is not None:
+            self._serving.join(timeout)
+            self._serving = None
+        self.join_handlers(timeout)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN (a DNS lookup, slow on some hosts);

@@ -215,7 +215,6 @@ class FakeZoho:
             raise
         self._touch_rng = random.Random(f"crmsync-fake-zoho-touch/{seed}")
         self._servers: dict[str, _Server] = {}
-        self._threads: list[threading.Thread] = []
         self._closed = False
 
     # ----------------------------------------------------------------------- lifecycle
@@ -231,28 +230,13 @@ class FakeZoho:
             server.fake = self
             server.role = role
             self._servers[role] = server
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"fake-zoho-{role}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
+            server.serve_in_background(f"fake-zoho-{role}")
 
     def stop(self) -> None:
         """Stop serving: close listening sockets and open connections, join threads."""
         servers, self._servers = self._servers, {}
         for server in servers.values():
-            server.shutdown()
-            server.stopping.set()
-            server.close_connections()
-            server.server_close()
-        for thread in self._threads:
-            thread.join(5)
-        self._threads = []
-        for server in servers.values():
-            server.join_handlers(5)
+            server.stop_serving()
 
     def close(self) -> None:
         """Stop, and free the storage."""
