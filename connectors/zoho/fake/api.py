@@ -44,6 +44,26 @@ class ApiError(Exception):
         self.payload = error(code, message, details)
 
 
+def missing_param(name: str) -> ApiError:
+    """Zoho's 400 for a required parameter that is absent."""
+    return ApiError(
+        400,
+        "REQUIRED_PARAM_MISSING",
+        "One of the expected parameter is missing",
+        {"param_name": name},
+    )
+
+
+def limit_exceeded(name: str, limit: int) -> ApiError:
+    """Zoho's 400 for a parameter over its documented limit."""
+    return ApiError(
+        400,
+        "LIMIT_EXCEEDED",
+        f"the permitted limit for {name} has exceeded",
+        {"limit": limit, "param_name": name},
+    )
+
+
 def invalid_module() -> ApiError:
     return ApiError(400, "INVALID_MODULE", "the module name given seems to be invalid")
 
@@ -234,12 +254,7 @@ class Request:
             return self.update(r.module)
         ids = self.param("ids")
         if not ids:
-            raise ApiError(
-                400,
-                "REQUIRED_PARAM_MISSING",
-                "One of the expected parameter is missing",
-                {"param_name": "ids"},
-            )
+            raise missing_param("ids")
         return self.delete(r.module, [i for i in ids.split(",") if i])
 
     # ----------------------------------------------------------------------- metadata
@@ -249,12 +264,7 @@ class Request:
             return 200, {"modules": sc.module_metadata()}
         module = self.param("module")
         if not module:
-            raise ApiError(
-                400,
-                "REQUIRED_PARAM_MISSING",
-                "One of the expected parameter is missing",
-                {"param_name": "module"},
-            )
+            raise missing_param("module")
         if module not in sc.MODULES:
             raise invalid_module()
         return 200, {"fields": sc.field_metadata(module)}
@@ -266,20 +276,10 @@ class Request:
         if text is None or not text.strip():
             if not required:
                 return None
-            raise ApiError(
-                400,
-                "REQUIRED_PARAM_MISSING",
-                "One of the expected parameter is missing",
-                {"param_name": "fields"},
-            )
+            raise missing_param("fields")
         names = [n.strip() for n in text.split(",") if n.strip()]
         if len(names) > MAX_FIELDS:
-            raise ApiError(
-                400,
-                "LIMIT_EXCEEDED",
-                "the permitted limit for fields has exceeded",
-                {"limit": MAX_FIELDS, "param_name": "fields"},
-            )
+            raise limit_exceeded("fields", MAX_FIELDS)
         known = sc.MODULES[module].by_name
         for name in names:
             if name != "id" and name not in known:
@@ -451,20 +451,10 @@ class Request:
         body = self.json_body()
         items = body.get("data")
         if not isinstance(items, list) or not items:
-            raise ApiError(
-                400,
-                "REQUIRED_PARAM_MISSING",
-                "One of the expected parameter is missing",
-                {"param_name": "data"},
-            )
+            raise missing_param("data")
         self.fake.stats_.batch(len(items))
         if len(items) > MAX_WRITE:
-            raise ApiError(
-                400,
-                "LIMIT_EXCEEDED",
-                "the permitted limit for data has exceeded",
-                {"limit": MAX_WRITE, "param_name": "data"},
-            )
+            raise limit_exceeded("data", MAX_WRITE)
         trigger = body.get("trigger")
         if trigger is not None and (
             not isinstance(trigger, list) or any(t not in TRIGGERS for t in trigger)
@@ -477,12 +467,7 @@ class Request:
     def delete(self, module: str, ids: list[str], single: bool = False) -> tuple[int, Any]:
         self.fake.stats_.batch(len(ids))
         if len(ids) > MAX_WRITE:
-            raise ApiError(
-                400,
-                "LIMIT_EXCEEDED",
-                "the permitted limit for ids has exceeded",
-                {"limit": MAX_WRITE, "param_name": "ids"},
-            )
+            raise limit_exceeded("ids", MAX_WRITE)
         results = [self.fake.apply_delete(module, rid) for rid in ids]
         return _multi_status(results), {"data": results}
 
@@ -495,34 +480,14 @@ class Request:
         if ids is None and self.param("ids"):
             ids = [i for i in (self.param("ids") or "").split(",") if i]
         if not isinstance(tags, list) or not tags:
-            raise ApiError(
-                400,
-                "REQUIRED_PARAM_MISSING",
-                "One of the expected parameter is missing",
-                {"param_name": "tags"},
-            )
+            raise missing_param("tags")
         if not isinstance(ids, list) or not ids:
-            raise ApiError(
-                400,
-                "REQUIRED_PARAM_MISSING",
-                "One of the expected parameter is missing",
-                {"param_name": "ids"},
-            )
+            raise missing_param("ids")
         if len(tags) > MAX_TAGS:
-            raise ApiError(
-                400,
-                "LIMIT_EXCEEDED",
-                "the permitted limit for tags has exceeded",
-                {"limit": MAX_TAGS, "param_name": "tags"},
-            )
+            raise limit_exceeded("tags", MAX_TAGS)
         self.fake.stats_.batch(len(ids))
         if len(ids) > MAX_WRITE:
-            raise ApiError(
-                400,
-                "LIMIT_EXCEEDED",
-                "the permitted limit for ids has exceeded",
-                {"limit": MAX_WRITE, "param_name": "ids"},
-            )
+            raise limit_exceeded("ids", MAX_WRITE)
         names = []
         for tag in tags:
             name = tag.get("name") if isinstance(tag, dict) else None
