@@ -1,30 +1,46 @@
 """Content-addressed, record-level deduplicated snapshots (format: docs/snapshot-format.md).
 
-Library core only: :class:`Repository` over a :class:`Backend`. apply/CLI integration comes later.
+:class:`Repository` over a :class:`Backend` (a local directory by default); the CLI is
+``crmsync snapshot``.
 """
 
 from crmsync.snapshots.backend import Backend, LocalBackend, ObjectNotFound
+from crmsync.snapshots.check import DamagedRecord, VerifyReport
+from crmsync.snapshots.crypto import WrongPassphrase
 from crmsync.snapshots.errors import (
-    BlobNotFound,
     FormatVersionError,
     RepositoryCorrupt,
+    RepositoryLocked,
     RepositoryWriteError,
     SnapshotError,
     SnapshotNotFound,
 )
-from crmsync.snapshots.repository import Repository, SnapshotInfo, VerifyReport
+from crmsync.snapshots.prune import PruneReport
+from crmsync.snapshots.repository import (
+    RecordVersion,
+    Repository,
+    SnapshotInfo,
+    SnapshotRecord,
+    record_version,
+)
 
 __all__ = [
     "Backend",
-    "BlobNotFound",
+    "DamagedRecord",
     "FormatVersionError",
     "LocalBackend",
     "ObjectNotFound",
+    "PruneReport",
+    "RecordVersion",
     "Repository",
     "RepositoryCorrupt",
+    "RepositoryLocked",
     "RepositoryWriteError",
     "SnapshotError",
     "SnapshotInfo",
     "SnapshotNotFound",
+    "SnapshotRecord",
     "VerifyReport",
+    "WrongPassphrase",
+    "record_version",
 ]

@@ -36,6 +36,13 @@ class Backend(ABC):
     def delete(self, name: str) -> None:
         """Remove the object; missing is not an error."""
 
+    def size(self, name: str) -> int:
+        """Stored bytes of an object (0 when absent)."""
+        try:
+            return len(self.get(name))
+        except ObjectNotFound:
+            return 0
+
     def exists(self, name: str) -> bool:
         try:
             self.get(name)
@@ -86,6 +93,12 @@ class LocalBackend(Backend):
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
+
+    def size(self, name: str) -> int:
+        try:
+            return self._path(name).stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

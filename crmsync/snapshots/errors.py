@@ -13,10 +13,6 @@ class SnapshotNotFound(SnapshotError):
     pass
 
 
-class BlobNotFound(SnapshotError):
-    pass
-
-
 class RepositoryCorrupt(SnapshotError):
     """An object is unreadable, truncated or does not hash to its name."""
 
@@ -31,3 +27,7 @@ class FormatVersionError(SnapshotError):
 
 class RepositoryWriteError(SnapshotError):
     """A write failed (e.g. disk full); nothing became visible, existing snapshots are intact."""
+
+
+class RepositoryLocked(SnapshotError):
+    """Another process holds a lock that conflicts with this operation."""

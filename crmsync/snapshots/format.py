@@ -1,20 +1,19 @@
 """Byte formats of packs, indexes and manifests (docs/snapshot-format.md is the spec).
 
-Every object is one zstd frame. Decompressed:
+Every object is one zstd frame (sealed with AES-256-GCM in an encrypted repository). Decompressed:
 
-- pack: blobs (canonical record JSON, UTF-8) each followed by one ``\\n`` - i.e. JSONL;
-- index: one JSON object ``{"version": 1, "packs": [{"id", "blobs": [[id, offset, length]]}]}``;
-- manifest: JSONL: a header object, then ``["s", module, record_id, blob_id]`` (set) and
-  ``["r", module, record_id]`` (removed, delta manifests only) lines.
+- pack: the blobs of one module (canonical record JSON, UTF-8), each followed by ``\\n``;
+- index: JSON ``{"version": 1, "packs": [{"id", "module", "count", "ids", ...}]}``;
+- manifest: JSON: the snapshot's header plus ``"packs": [[pack id, base64 bitmap], ...]``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
-import orjson
+import numpy as np
 import zstandard
 
 FORMAT_VERSION = 1
@@ -24,6 +23,9 @@ INDEX = "index/"
 SNAPSHOTS = "snapshots/"
 ZSTD_LEVEL = 3
 PACK_TARGET = 4 * 1024 * 1024  # uncompressed bytes per pack
+# Indexes and manifests are small next to the packs; a higher level costs little time there.
+META_LEVEL = 9
+KIND_PACK, KIND_INDEX, KIND_SNAPSHOT = "pack", "index", "snapshot"
 
 
 def sha256_hex(data: bytes) -> str:
@@ -38,6 +40,26 @@ def compress(data: bytes, level: int = ZSTD_LEVEL) -> bytes:
     return zstandard.ZstdCompressor(
         level=level, write_content_size=True, write_checksum=True
     ).compress(data)
+
+
+def encode_bitmap(bits: np.ndarray) -> str:
+    """A bool array as base64 of its bits, least significant bit first in each byte."""
+    return base64.b64encode(np.packbits(bits, bitorder="little").tobytes()).decode("ascii")
+
+
+def decode_bitmap(text: str, count: int, name: str) -> np.ndarray:
+    from crmsync.snapshots.errors import RepositoryCorrupt
+
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        raise RepositoryCorrupt(f"{name}: a pack bitmap is not base64", name) from None
+    if len(raw) != (count + 7) // 8:
+        raise RepositoryCorrupt(f"{name}: a pack bitmap does not match the pack's size", name)
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+    if bits[count:].any():
+        raise RepositoryCorrupt(f"{name}: a pack bitmap sets bits past the pack's end", name)
+    return bits[:count].astype(bool)
 
 
 def decompress_full(data: bytes, name: str) -> bytes:
@@ -67,35 +89,3 @@ def check_version(obj: dict[str, Any], name: str) -> None:
             f"{name}: written in snapshot format version {version}, this crmsync reads up to "
             f"version {FORMAT_VERSION}; upgrade crmsync to read it"
         )
-
-
-def iter_frame_lines(data: bytes, name: str, chunk: int = 1 << 16) -> Iterator[Any]:
-    """Parse the JSON lines of one zstd frame, decompressing ``chunk`` bytes at a time.
-
-    Memory is bounded by a chunk plus one line, not by the decompressed size. A stream that is
-    corrupt or ends before the frame does raises :class:`RepositoryCorrupt` naming ``name``.
-    """
-    from crmsync.snapshots.errors import RepositoryCorrupt
-
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    rest = b""
-    lineno = 0
-    for pos in range(0, max(len(data), 1), chunk):
-        try:
-            out = dobj.decompress(data[pos : pos + chunk])
-        except zstandard.ZstdError as exc:
-            raise RepositoryCorrupt(f"{name}: corrupt zstd stream ({exc})", name) from None
-        lines = (rest + out).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            lineno += 1
-            if not line:
-                continue
-            try:
-                yield orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise RepositoryCorrupt(f"{name}: line {lineno} is not JSON", name) from None
-    if not dobj.eof or rest:
-        raise RepositoryCorrupt(f"{name}: truncated (zstd frame ends early)", name)
-    if dobj.unused_data:
-        raise RepositoryCorrupt(f"{name}: trailing bytes after the zstd frame", name)
