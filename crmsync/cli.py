@@ -319,6 +319,7 @@ def _attach_subcommands(group: click.Group) -> None:
     )
     from crmsync.policy.cli import validate_command
     from crmsync.sandbox.cli import sandbox_command
+    from crmsync.snapshots.cli import snapshot_group
 
     for command in (
         sandbox_command,
@@ -329,6 +330,7 @@ def _attach_subcommands(group: click.Group) -> None:
         plans_command,
         restore_command,
         audit_group,
+        snapshot_group,
     ):
         group.add_command(command)
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 
 from crmsync import secrets
 from crmsync.errors import ConfigError
+from crmsync.hookspecs import SecretRef
 from crmsync.plugins import PluginRegistry
 from crmsync.policy.model import Policy, parse_duration
 from crmsync.policy.validate import parse_policies
@@ -67,6 +70,7 @@ CORE_SCHEMA: dict[str, Any] = {
                 "allow_self_approval": {"type": "boolean"},
             },
         },
+        "snapshots": {"type": "object"},  # its keys: SNAPSHOTS_SCHEMA (a secret among them)
     },
 }
 
@@ -97,6 +101,11 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
     plan_ttl: timedelta = timedelta(hours=24)
     allow_self_approval: bool = False
+
+    @cached_property
+    def snapshots(self) -> SnapshotsConfig:
+        """The ``[snapshots]`` table (validated by :func:`parse_config`), paths resolved."""
+        return snapshots_config(self.raw.get("snapshots", {}), self.path, self.store_path)
 
     def connection(self, name: str) -> ConnectionConfig:
         try:
@@ -134,6 +143,7 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
         raise ConfigError(f"not valid TOML: {exc}", source=source) from None
 
     _raise_first(Draft202012Validator(CORE_SCHEMA), raw, "", source)
+    check_snapshots(raw.get("snapshots", {}), source)
 
     base = path.parent if path else Path.cwd()
     store_path = Path(raw.get("store", {}).get("path", DEFAULT_STORE)).expanduser()
@@ -164,6 +174,72 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
         raw.get("policies", []), connections=set(config.connections), source=source
     )
     return config
+
+
+# --------------------------------------------------------------------------- [snapshots]
+
+_KEEP_COUNT = {"type": "integer", "minimum": -1}  # -1: every bucket
+_WITHIN = re.compile(r"(?:[0-9]+[ymdh])+")
+KEEP_RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+SNAPSHOTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "repository": {"type": "string", "minLength": 1},
+        "passphrase": {"type": "string", "secret": True},
+        "cache_dir": {"type": "string", "minLength": 1},
+        # what `crmsync snapshot forget` keeps when no --keep-* option is given
+        "keep": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                **{rule: _KEEP_COUNT for rule in KEEP_RULES},
+                "within": {"type": "string"},  # 1y2m3d4h: checked by check_snapshots
+                "tags": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class SnapshotsConfig:
+    repository: Path  # default: snapshots/ beside the store file
+    passphrase: SecretRef | None  # None: an unencrypted repository
+    cache_dir: Path | None  # None: the user's cache directory
+    keep: dict[str, Any]  # KeepPolicy keyword arguments ({} when [snapshots.keep] is absent)
+
+
+def check_snapshots(table: Any, source: str | None) -> None:
+    _raise_first(SettingsValidator(SNAPSHOTS_SCHEMA), table, "snapshots", source)
+    within = table.get("keep", {}).get("within")
+    units = re.findall("[ymdh]", within or "")
+    if within is not None and not (_WITHIN.fullmatch(within) and len(set(units)) == len(units)):
+        raise ConfigError(
+            f"expected a duration like 1y2m3d4h (units y, m, d, h, each at most once);"
+            f" got {within!r}",
+            path="snapshots.keep.within",
+            source=source,
+        )
+
+
+def snapshots_config(
+    table: Mapping[str, Any], path: Path | None, store_path: Path
+) -> SnapshotsConfig:
+    base = path.parent if path else Path.cwd()
+
+    def resolve(value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+
+    repository = table.get("repository")
+    passphrase = table.get("passphrase")
+    return SnapshotsConfig(
+        repository=resolve(repository) if repository else store_path.parent / "snapshots",
+        passphrase=secrets.make_ref(passphrase, "snapshots.passphrase") if passphrase else None,
+        cache_dir=resolve(table["cache_dir"]) if table.get("cache_dir") else None,
+        keep=dict(table.get("keep", {})),
+    )
 
 
 # --------------------------------------------------------------------------- error text

@@ -181,6 +181,15 @@ class Store(ABC):
         self, connection: str, module: str, *, include_deleted: bool = False, batch: int = 500
     ) -> Iterator[MirrorRecord]: ...
 
+    def iter_record_texts(
+        self, connection: str, module: str, *, batch: int = 1000
+    ) -> Iterator[tuple[str, str, str]]:
+        """(record id, data as canonical JSON text, its SHA-256 hex) of the records still in the
+        CRM, by record id, in keyset pages (snapshots store these as they are). This default
+        re-serialises :meth:`iter_records`; a store that keeps the text returns it unparsed."""
+        for rec in self.iter_records(connection, module, batch=batch):
+            yield (rec.record_id, *canonical_record(rec.data))
+
     @abstractmethod
     def count(self, connection: str, module: str, *, include_deleted: bool = False) -> int: ...
 

@@ -464,6 +464,23 @@ class SQLiteStore(PlanStoreMixin, Store):
                 yield self._record(row)
             last = rows[-1][2]
 
+    def iter_record_texts(
+        self, connection: str, module: str, *, batch: int = 1000
+    ) -> Iterator[tuple[str, str, str]]:
+        # data is stored as canonical JSON and content_hash is its SHA-256: no parsing here.
+        last = ""
+        while True:
+            rows = self._db.execute(
+                "SELECT record_id, data, content_hash FROM mirror WHERE connection = ?"
+                " AND module = ? AND record_id > ? AND crm_deleted_at IS NULL"
+                " ORDER BY record_id LIMIT ?",
+                (connection, module, last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+
     def count(self, connection: str, module: str, *, include_deleted: bool = False) -> int:
         live = "" if include_deleted else " AND crm_deleted_at IS NULL"
         return self._db.execute(
