@@ -32,7 +32,6 @@ from crmsync.snapshots import format as fmt
 from crmsync.snapshots.backend import LocalBackend
 from crmsync.snapshots.crypto import WrongPassphrase
 from crmsync.snapshots.errors import (
-    RepositoryCorrupt,
     RepositoryWriteError,
     SnapshotError,
     SnapshotNotFound,
@@ -132,10 +131,8 @@ def _open(*, create: bool = False) -> Repository:
             passphrase=_passphrase(settings),
             cache_dir=settings.cache_dir,
         )
-    except (WrongPassphrase, RepositoryCorrupt):
-        raise
     except SnapshotError as exc:
-        if type(exc) is SnapshotError:  # encrypted but no passphrase configured: config
+        if type(exc) is SnapshotError:  # encrypted, but no passphrase configured
             exc.exit_code = EXIT_USAGE
         raise
     if settings.passphrase and not repo.encrypted:
@@ -224,7 +221,10 @@ def create_command(
     _check_tags(tags)
     # Unlock first, so a wrong passphrase fails before any pull; a new repository is made
     # only when there is something to put in it.
-    repo = _open() if _exists(_config().snapshots) else None
+    settings = config.snapshots
+    repo = _open() if _exists(settings) else None
+    if repo is None:
+        _passphrase(settings)  # a missing secret fails now, not after the pull
     infos: list[SnapshotInfo] = []
     with _store() as store:
         if pull:
@@ -511,7 +511,8 @@ def restore_command(
                             }
                         )
                     )
-                    found.add((rec.module, rec.record_id))
+                    if keys:
+                        found.add((rec.module, rec.record_id))
                     count += 1
             out.flush()
             os.fsync(out.fileno())
@@ -630,6 +631,11 @@ def forget_command(
     snaps = [s for s in repo.list() if connection is None or s.connection == connection]
     if snapshot_ids:
         chosen = {repo.resolve(i) for i in snapshot_ids}
+        outside = sorted(chosen - {s.id for s in snaps})
+        if outside:
+            raise click.UsageError(
+                f"snapshot {outside[0][:SHORT]} is not of --connection {connection}"
+            )
         decisions = [(s, s.id not in chosen, ["named"] if s.id in chosen else []) for s in snaps]
     else:
         settings = flags or dict(_config().snapshots.keep)
