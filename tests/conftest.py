@@ -17,9 +17,11 @@ keyring.set_keyring(MemoryKeyring())
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch):
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     for var in (plugins.DISABLE_ENV, plugins.LOAD_ENV, "CRMSYNC_CONFIG"):
         monkeypatch.delenv(var, raising=False)
+    # snapshot repositories keep a local cache: never the user's own ~/.cache in tests
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     plugins.reset_registry()
     MemoryKeyring.clear()
     yield

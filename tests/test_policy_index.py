@@ -17,6 +17,7 @@ from crmsync.policy import All, Condition, FieldRef, Not, Policy, compile_policy
 from crmsync.policy.filters import cutoff_moment
 from crmsync.policy.sql import compile_filter, index_columns, index_name, prefilter
 from crmsync.store import open_store
+from crmsync.store.migrations import SCHEMA_VERSION
 from tests.policy_reference import evaluate
 from tests.test_policy_sql import (
     DURATIONS,
@@ -242,7 +243,7 @@ def test_version_3_store_gains_the_live_index_and_keeps_its_data(tmp_path):
     insert(db, [{**rec("gone", {"n": 9}), "crm_deleted_at": "2024-01-01T00:00:00Z"}])
     db.close()
     with open_store(path) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == SCHEMA_VERSION
         assert store.count("crm", "Leads") == 5
         assert store.count("crm", "Leads", include_deleted=True) == 6
         names = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master")}

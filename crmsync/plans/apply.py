@@ -7,7 +7,8 @@ Order of work for each (connection, module) of the plan:
    status: already in the target status -> done (not written again); otherwise pending.
 3. **Drift**: a pending record whose modified time (or content, for modules without one) moved
    since the plan is skipped and reported, never overwritten; one deleted in the CRM is ``gone``.
-4. **Snapshot**: a copy of every record still to change is committed before the first write.
+4. **Snapshot**: a copy of every record still to change is committed to the snapshot
+   repository (``[snapshots]``) before the first write; the audit entries name it.
 5. **Push** in the connector's batch size: the batch is marked ``sending`` (committed), pushed,
    then results, mirror statuses and audit entries commit in one transaction. Records the CRM
    reports as retryable are retried (bounded), then reported.
@@ -47,6 +48,7 @@ from crmsync.plans.planner import config_hash, iso
 from crmsync.plans.restore import restored_fields
 from crmsync.plugins import PluginRegistry
 from crmsync.pull import pull_module, select_modules
+from crmsync.snapshots.prechange import PreChangeSnapshots
 from crmsync.store import Store
 
 RETRIES = 2  # extra attempts for records the CRM reports as retryable
@@ -125,6 +127,7 @@ def apply_plan(
     plan = check_plan(store.get_plan(plan_id), plan_id, config, now)
     run_id = store.start_run("apply", None, None)
     result = ApplyResult(plan_id, run_id)
+    copies = PreChangeSnapshots(config.snapshots, store)
     store.set_plan_status(
         plan_id, "applying", AuditEntry("apply.start", operator, plan_id=plan_id, run_id=run_id)
     )
@@ -139,6 +142,7 @@ def apply_plan(
                 _apply_module(
                     session,
                     store,
+                    copies,
                     plan,
                     connection,
                     module,
@@ -174,6 +178,7 @@ def apply_plan(
 def _apply_module(
     session: ConnectorSession,
     store: Store,
+    copies: PreChangeSnapshots,
     plan: PlanInfo,
     connection: str,
     module: str,
@@ -217,7 +222,7 @@ def _apply_module(
                     result.add(policy.policy, state)
             last = drifted[-1][0].record_id
         # 4. snapshot what is about to change, before any write
-        snapshot_id = store.snapshot_plan_items(plan.id, policy.policy, run_id)
+        snapshot_id = copies.take(plan.id, policy.policy, connection, module, run_id, operator)
         if snapshot_id:
             result.snapshot_ids.append(snapshot_id)
             audit.snapshot_id = snapshot_id
@@ -234,7 +239,7 @@ def _apply_module(
             with store.transaction() as tx:
                 for item in batch:
                     tx.set_item_state(item, SENDING)
-            changes = [_change(store, info, policy, item) for item in batch]
+            changes = [_change(store, copies, info, policy, item) for item in batch]
             results = _push_with_retries(session, module, changes, result)
             by_id = {r.record_id: r for r in results}
             with store.transaction() as tx:
@@ -280,13 +285,15 @@ def _already_written(info: ModuleInfo, policy: PlanPolicy, current: Any) -> bool
     return False
 
 
-def _change(store: Store, info: ModuleInfo, policy: PlanPolicy, item: PlanItem) -> StatusChange:
+def _change(
+    store: Store, copies: PreChangeSnapshots, info: ModuleInfo, policy: PlanPolicy, item: PlanItem
+) -> StatusChange:
     fields = dict(policy.params.get("fields") or {})
     if policy.action == "tag":
         fields["tags"] = list(policy.params.get("tags") or ())
     data = None
     if policy.params.get("restore_data") and item.source_hash:
-        copy = store.snapshot_object(item.source_hash)
+        copy = copies.copy(item.source_hash)
         current = store.get_record(item.connection, item.module, item.record_id)
         skip = [f for f in (info.id_field, info.modified_field, info.status_field) if f]
         fields.update(restored_fields(copy, dict(current.data) if current else {}, skip))

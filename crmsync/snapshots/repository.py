@@ -70,13 +70,14 @@ class SnapshotInfo:
     reason: str
     records: int
     summary: dict[str, int] = field(default_factory=dict)
+    scope: str = "all"  # "selection": some records only (a pre-change copy)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "time": self.time, "connection": self.connection,
             "modules": list(self.modules), "tags": list(self.tags), "parent": self.parent,
             "operator": self.operator, "reason": self.reason, "records": self.records,
-            "summary": dict(self.summary),
+            "summary": dict(self.summary), "scope": self.scope,
         }  # fmt: skip
 
 
@@ -241,12 +242,16 @@ class Repository:
         operator: str,
         reason: str,
         time: datetime | None = None,
+        selection: bool = False,
     ) -> SnapshotInfo:
         """Store one snapshot of ``records`` (each (module, record_id) once) and commit it.
 
-        ``parent="latest"`` compares with the newest snapshot of the same connection and
+        ``parent="latest"`` compares with the newest whole snapshot of the same connection and
         modules (none: everything is new). Records unchanged since the parent cost nothing but
         their bit in the manifest; changed and new ones are written to new packs.
+        ``selection``: the records are a chosen few (apply's pre-change copy), not the whole
+        modules: records of the parent that are not given are not "removed", and ``latest``
+        never picks this snapshot as the parent of a whole one.
         """
         from crmsync.snapshots.create import SnapshotWriter
 
@@ -260,8 +265,10 @@ class Repository:
                     "format": "crmsync-snapshot", "version": fmt.FORMAT_VERSION,
                     "time": iso(time), "connection": connection, "modules": list(modules_t),
                     "tags": sorted(set(tags)), "parent": parent_id, "operator": operator,
-                    "reason": reason,
+                    "reason": reason, "scope": "selection" if selection else "all",
                 })  # fmt: skip
+                if selection:
+                    header["summary"]["removed"] = 0
                 snap_id, _ = self.write_object(
                     fmt.SNAPSHOTS, encode_manifest(header, writer.bitmaps()), fmt.KIND_SNAPSHOT
                 )  # the commit point
@@ -278,7 +285,10 @@ class Repository:
         if parent is None:
             return None
         if parent == "latest":
-            same = [s for s in self.list() if s.connection == connection and s.modules == modules]
+            same = [
+                s for s in self.list()
+                if s.connection == connection and s.modules == modules and s.scope == "all"
+            ]  # fmt: skip
             return same[-1].id if same else None
         return self.resolve(parent)
 
@@ -489,7 +499,7 @@ def info_of(sid: str, h: dict[str, Any]) -> SnapshotInfo:
         id=sid, time=h["time"], connection=h["connection"], modules=tuple(h["modules"]),
         tags=tuple(h.get("tags", ())), parent=h.get("parent"), operator=h.get("operator", ""),
         reason=h.get("reason", ""), records=int(h["records"]),
-        summary=dict(h.get("summary", {})),
+        summary=dict(h.get("summary", {})), scope=str(h.get("scope", "all")),
     )  # fmt: skip
 
 

@@ -287,9 +287,25 @@ class Store(ABC):
     @abstractmethod
     def plan_samples(self, plan_id: str, policy: str, limit: int) -> list[tuple[str, dict]]: ...
 
-    # -- pre-change copies (the snapshot issue moves these to content-addressed files)
+    # -- pre-change copies: data in the snapshot repository, which copy is where in the store
     @abstractmethod
-    def snapshot_plan_items(self, plan_id: str, policy: str, run_id: int) -> str | None: ...
+    def iter_unsnapshotted_items(
+        self, plan_id: str, policy: str
+    ) -> Iterator[tuple[str, str, str, str]]:
+        """(module, record_id, data, content_hash) from the mirror of every pending item no
+        snapshot holds yet, by record id."""
+
+    @abstractmethod
+    def record_items_snapshot(
+        self, plan_id: str, policy: str, run_id: int, snapshot_id: str
+    ) -> int:
+        """Note that snapshot ``snapshot_id`` holds every pending item not yet snapshotted
+        (as :meth:`iter_unsnapshotted_items` yielded them), in one transaction; returns how
+        many."""
+
+    @abstractmethod
+    def copy_location(self, digest: str) -> tuple[str, str, str, str] | None:
+        """(snapshot_id, connection, module, record_id) of a kept copy with this hash."""
 
     @abstractmethod
     def snapshot_hash(
@@ -300,12 +316,8 @@ class Store(ABC):
     def latest_copy_hash(self, connection: str, module: str, record_id: str) -> str | None: ...
 
     @abstractmethod
-    def snapshot_object(self, digest: str) -> dict[str, Any] | None: ...
-
-    @abstractmethod
-    def snapshot_record(
-        self, snapshot_id: str, connection: str, module: str, record_id: str
-    ) -> tuple[dict[str, Any], str] | None: ...
+    def snapshot_object(self, digest: str) -> dict[str, Any] | None:
+        """A copy taken before store version 5, when copies lived in the store."""
 
     @abstractmethod
     def close(self) -> None: ...

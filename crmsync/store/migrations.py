@@ -176,6 +176,12 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX mirror_live ON mirror (connection, module) WHERE crm_deleted_at IS NULL;
     """,
+    # 5: pre-change copies move to the snapshot repository (crmsync.snapshots); the store keeps
+    # which record versions each pre-change snapshot holds, and `restore --data` finds a copy
+    # by its hash. snapshot_objects stays: copies taken before version 5 are read from it.
+    """
+    CREATE INDEX snapshot_records_hash ON snapshot_records (hash);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

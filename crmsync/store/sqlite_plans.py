@@ -1,14 +1,15 @@
-"""Plans, approvals and pre-change snapshots in the SQLite store (mixed into SQLiteStore).
+"""Plans, approvals and the catalogue of pre-change snapshots in the SQLite store (mixed
+into SQLiteStore).
 
-Snapshots here are the interim "store table behind the snapshot interface": record copies are
-content-addressed (``snapshot_objects`` keyed by the record's SHA-256, so unchanged records are
-stored once) and a snapshot lists (record, hash). The snapshot issue moves them to files.
+The copies themselves live in the snapshot repository (crmsync.snapshots); the store notes
+which record version each pre-change snapshot holds (``snapshot_records``), so ``restore``
+finds a copy by record or by hash. ``snapshot_objects`` holds copies taken before store
+version 5, when they lived here; it is only read.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -327,31 +328,41 @@ class PlanStoreMixin:
 
     # ------------------------------------------------------------------ snapshots
 
-    def snapshot_plan_items(self, plan_id: str, policy: str, run_id: int) -> str | None:
-        """Copy every pending, not yet snapshotted item's current mirror record into a new
-        snapshot, in one transaction. Returns the snapshot id (None: nothing to copy)."""
-        snapshot_id = f"snap-{secrets.token_hex(8)}"
-        pending = (
-            " FROM plan_items i JOIN mirror m ON m.connection = i.connection"
-            " AND m.module = i.module AND m.record_id = i.record_id"
-            " WHERE i.plan_id = ? AND i.policy = ? AND i.state = 'pending'"
-            " AND i.snapshot_id IS NULL"
-        )
+    _UNSNAPSHOTTED = (
+        " FROM plan_items i JOIN mirror m ON m.connection = i.connection"
+        " AND m.module = i.module AND m.record_id = i.record_id"
+        " WHERE i.plan_id = ? AND i.policy = ? AND i.state = 'pending'"
+        " AND i.snapshot_id IS NULL"
+    )
+
+    def iter_unsnapshotted_items(
+        self, plan_id: str, policy: str
+    ) -> Iterator[tuple[str, str, str, str]]:
+        last = ""
+        while True:  # keyset pages: memory is one page, and no read stays open across writes
+            rows = self._db.execute(
+                f"SELECT m.module, m.record_id, m.data, m.content_hash{self._UNSNAPSHOTTED}"
+                " AND i.record_id > ? ORDER BY i.record_id LIMIT 2000",
+                (plan_id, policy, last),
+            ).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][1]
+
+    def record_items_snapshot(
+        self, plan_id: str, policy: str, run_id: int, snapshot_id: str
+    ) -> int:
         with self._tx() as db:
-            db.execute(
-                f"INSERT OR IGNORE INTO snapshot_objects (hash, data) SELECT m.content_hash,"
-                f" m.data{pending}",
-                (plan_id, policy),
-            )
             cur = db.execute(
                 "INSERT INTO snapshot_records (snapshot_id, connection, module, record_id, hash,"
                 f" status) SELECT ?, m.connection, m.module, m.record_id, m.content_hash,"
-                f" m.status{pending}",
+                f" m.status{self._UNSNAPSHOTTED}",
                 (snapshot_id, plan_id, policy),
             )
-            if cur.rowcount <= 0:
-                return None
-            count = cur.rowcount
+            count = max(cur.rowcount, 0)
+            if not count:
+                return 0
             db.execute(
                 "INSERT INTO snapshots (id, created_at, kind, plan_id, run_id, records)"
                 " VALUES (?, ?, 'pre-change', ?, ?, ?)",
@@ -362,7 +373,16 @@ class PlanStoreMixin:
                 " AND state = 'pending' AND snapshot_id IS NULL",
                 (snapshot_id, plan_id, policy),
             )
-        return snapshot_id
+        return count
+
+    def copy_location(self, digest: str) -> tuple[str, str, str, str] | None:
+        row = self._db.execute(
+            "SELECT r.snapshot_id, r.connection, r.module, r.record_id FROM snapshot_records r"
+            " JOIN snapshots s ON s.id = r.snapshot_id WHERE r.hash = ?"
+            " ORDER BY s.created_at DESC LIMIT 1",
+            (digest,),
+        ).fetchone()
+        return tuple(row) if row else None  # type: ignore[return-value]
 
     def snapshot_hash(
         self, snapshot_id: str, connection: str, module: str, record_id: str
@@ -389,15 +409,3 @@ class PlanStoreMixin:
             "SELECT data FROM snapshot_objects WHERE hash = ?", (digest,)
         ).fetchone()
         return json.loads(row[0]) if row else None
-
-    def snapshot_record(
-        self, snapshot_id: str, connection: str, module: str, record_id: str
-    ) -> tuple[dict[str, Any], str] | None:
-        """(data, lifecycle status) of a record as the snapshot kept it."""
-        row = self._db.execute(
-            "SELECT o.data, r.status FROM snapshot_records r JOIN snapshot_objects o"
-            " ON o.hash = r.hash WHERE r.snapshot_id = ? AND r.connection = ? AND r.module = ?"
-            " AND r.record_id = ?",
-            (snapshot_id, connection, module, record_id),
-        ).fetchone()
-        return (json.loads(row[0]), row[1]) if row else None
