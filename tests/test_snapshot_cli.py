@@ -385,3 +385,20 @@ def test_snapshots_config_defaults_and_paths(registry, tmp_path):
 def test_bad_snapshots_config_exits_2_from_the_cli(lc_config):
     cfg = with_snapshots(lc_config, "[snapshots.keep]\nlast = 'many'\n")
     fails(run(cfg, "snapshot", "list"), 2, "snapshots.keep.last")
+
+
+def test_pre_change_copies_of_apply_are_listed_and_grouped_apart(cfg):
+    from tests.lifecycle_support import make_plan
+
+    whole = jrun(cfg, "snapshot", "create", "--pull")[0]
+    plan = make_plan(cfg, "--policy", "stale-leads")
+    ok(run(cfg, "apply", plan["id"]))
+    listed = jrun(cfg, "snapshot", "list")
+    assert len(listed) == 2 and listed[0]["id"] == whole["id"]
+    copy = listed[1]
+    assert copy["tags"] == ["pre-change"] and copy["modules"] == ["Leads"]
+    assert [s["id"] for s in jrun(cfg, "snapshot", "list", "--tag", "pre-change")] == [copy["id"]]
+    # a newer copy of a few records never counts as the "last" snapshot of whole modules
+    decided = jrun(cfg, "snapshot", "forget", "--keep-last", "1", "--group-by", "connection",
+                   "--dry-run")  # fmt: skip
+    assert all(s["keep"] for s in decided["snapshots"])

@@ -29,7 +29,12 @@ from crmsync.config import KEEP_RULES, Config, SnapshotsConfig
 from crmsync.errors import EXIT_FAILURE, EXIT_USAGE, CrmsyncError
 from crmsync.snapshots import crypto
 from crmsync.snapshots import format as fmt
-from crmsync.snapshots.backend import LocalBackend
+from crmsync.snapshots.configured import (
+    NoRepository,
+    init_configured,
+    open_configured,
+    repository_exists,
+)
 from crmsync.snapshots.crypto import WrongPassphrase
 from crmsync.snapshots.errors import (
     RepositoryWriteError,
@@ -99,17 +104,8 @@ def _passphrase(settings: SnapshotsConfig) -> str | None:
     return settings.passphrase.reveal() if settings.passphrase else None
 
 
-def _exists(settings: SnapshotsConfig) -> bool:
-    return LocalBackend(settings.repository).exists(fmt.CONFIG_NAME)
-
-
 def _init(settings: SnapshotsConfig) -> Repository:
-    repo = Repository.init(
-        LocalBackend(settings.repository),
-        passphrase=_passphrase(settings),
-        cache_dir=settings.cache_dir,
-        kdf_n=crypto.DEFAULT_N,  # read at call time (tests lower it)
-    )
+    repo = init_configured(settings)
     how = f"encrypted, passphrase from {settings.passphrase}" if repo.encrypted else "unencrypted"
     click.echo(f"created snapshot repository at {settings.repository} ({how})", err=True)
     return repo
@@ -118,21 +114,13 @@ def _init(settings: SnapshotsConfig) -> Repository:
 def _open(*, create: bool = False) -> Repository:
     """The configured repository; with ``create``, initialised on first use."""
     settings = _config().snapshots
-    if not _exists(settings):
-        if create:
-            return _init(settings)
-        raise SnapshotUsageError(
-            f"no snapshot repository at {settings.repository}; create one with "
-            "`crmsync snapshot init` (or `crmsync snapshot create`)"
-        )
+    if create and not repository_exists(settings):
+        return _init(settings)
     try:
-        repo = Repository.open(
-            LocalBackend(settings.repository),
-            passphrase=_passphrase(settings),
-            cache_dir=settings.cache_dir,
-        )
+        repo = open_configured(settings)
     except SnapshotError as exc:
-        if type(exc) is SnapshotError:  # encrypted, but no passphrase configured
+        # no repository yet, or an encrypted one and no passphrase configured
+        if type(exc) in (SnapshotError, NoRepository):
             exc.exit_code = EXIT_USAGE
         raise
     if settings.passphrase and not repo.encrypted:
@@ -186,7 +174,7 @@ def _summary_text(info: SnapshotInfo) -> str:
 def init_command() -> None:
     """Create the snapshot repository (encrypted when [snapshots] passphrase is set)."""
     settings = _config().snapshots
-    if _exists(settings):
+    if repository_exists(settings):
         raise SnapshotUsageError(f"a snapshot repository already exists at {settings.repository}")
     _init(settings)
 
@@ -222,7 +210,7 @@ def create_command(
     # Unlock first, so a wrong passphrase fails before any pull; a new repository is made
     # only when there is something to put in it.
     settings = config.snapshots
-    repo = _open() if _exists(settings) else None
+    repo = _open() if repository_exists(settings) else None
     if repo is None:
         _passphrase(settings)  # a missing secret fails now, not after the pull
     infos: list[SnapshotInfo] = []
