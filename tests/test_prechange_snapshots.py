@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import requests
+
 from crmsync.config import load_config
 from crmsync.plugins import build_registry
 from crmsync.snapshots.configured import open_configured
 from crmsync.snapshots.prechange import PreChangeSnapshots
 from crmsync.store import open_store
 from crmsync.store.base import canonical_record
-from tests.lifecycle_support import make_plan, run
+from tests.lifecycle_support import TOKEN, archived_ids, make_plan, run
 
 
 def settings(config_path):
@@ -84,3 +86,52 @@ def test_copies_taken_before_store_version_5_are_still_restored(lc_config, tmp_p
         assert store.latest_copy_hash("sandbox", "Leads", "L1") == digest
         assert copies.copy(digest) == data
         assert copies.copy("0" * 64) is None
+
+
+def test_snapshot_restore_to_crm_puts_status_and_fields_back(lc_config, lc_sandbox):
+    assert run(lc_config, "pull").exit_code == 0
+    whole = json.loads(run(lc_config, "snapshot", "create", "--json").stdout)
+    whole_id = whole[0]["id"] if isinstance(whole, list) else whole["id"]
+    already = archived_ids(lc_sandbox)  # archived in the snapshot too: nothing to restore
+    plan = make_plan(lc_config, "--policy", "stale-leads")
+    apply(lc_config, plan["id"])
+    archived = archived_ids(lc_sandbox) - already
+    edited = next(i for i in lc_sandbox.ids("Leads") if i not in archived)
+    original = lc_sandbox.record("Leads", edited)
+    requests.patch(
+        f"{lc_sandbox.api_url}Leads/{edited}",
+        json={"company": "WRONG"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    ).raise_for_status()
+    gone = next(iter(archived))
+    lc_sandbox.delete_records("Leads", [gone])
+
+    shown = run(lc_config, "snapshot", "restore", whole_id[:12], "--module", "Leads", "--to-crm")
+    assert shown.exit_code == 0, shown.stderr
+    assert lc_sandbox.record("Leads", edited)["company"] == "WRONG"  # only a plan so far
+    assert "deleted in the CRM since" in shown.stdout and gone in shown.stdout
+
+    result = run(lc_config, "snapshot", "restore", whole_id, "--module", "Leads", "--to-crm",
+                 "--yes", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "applied" and summary["gone"] == [f"Leads/{gone}"]
+    counts = summary["policies"]
+    assert counts["restore:sandbox/Leads"]["done"] == len(archived) - 1
+    assert counts["revert:sandbox/Leads"]["done"] == 1
+    assert lc_sandbox.record("Leads", edited)["company"] == original["company"]
+    assert all(lc_sandbox.record("Leads", i)["status"] == "active" for i in archived - {gone})
+    # the revert itself was snapshotted first, and nothing is left to do afterwards
+    again = run(lc_config, "snapshot", "restore", whole_id, "--to-crm", "--yes", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["policies"] == {}
+
+
+def test_snapshot_restore_needs_one_target_and_known_records(lc_config, lc_sandbox):
+    assert run(lc_config, "pull").exit_code == 0
+    assert run(lc_config, "snapshot", "create").exit_code == 0
+    both = run(lc_config, "snapshot", "restore", "latest", "--to", "x.jsonl", "--to-crm")
+    assert both.exit_code == 2 and "either --to" in both.stderr
+    unknown = run(lc_config, "snapshot", "restore", "latest", "--record", "Leads/nope", "--to-crm")
+    assert unknown.exit_code == 2 and "does not hold Leads/nope" in unknown.stderr

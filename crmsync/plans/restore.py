@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,11 +20,14 @@ from crmsync.audit.model import AuditEntry, AuditQuery
 from crmsync.config import Config
 from crmsync.connections import open_session
 from crmsync.errors import ConfigError
+from crmsync.hookspecs import ModuleInfo
 from crmsync.plans.model import DONE, PlanInfo, PlanItem, PlanPolicy
 from crmsync.plans.planner import config_hash, iso, new_plan_id
 from crmsync.plugins import PluginRegistry
 from crmsync.pull import pull_module, select_modules
+from crmsync.snapshots.repository import Repository
 from crmsync.store import Store
+from crmsync.store.base import canonical_record
 
 RESTORABLE = ("archived", "voided")
 CHANGING_ACTIONS = ("archive", "void")
@@ -100,17 +103,73 @@ def select_from_audit(
     return Selection(dict(records))
 
 
-def refresh(config: Config, registry: PluginRegistry, store: Store, selection: Selection) -> None:
+@dataclass
+class SnapshotSelection:
+    """What ``snapshot restore --to-crm`` found: the records to put back, and the rest."""
+
+    selection: Selection
+    snapshot_id: str
+    unchanged: int = 0  # the CRM (as mirrored) already holds the snapshot's version
+    gone: list[tuple[str, str]] = field(default_factory=list)  # deleted in the CRM since
+
+
+def select_from_snapshot(
+    store: Store,
+    repo: Repository,
+    snapshot_ref: str,
+    *,
+    module: str | None = None,
+    record_ids: Sequence[str] | None = None,
+    ignore: Sequence[str] = (),
+) -> SnapshotSelection:
+    """Records of a snapshot whose mirrored version differs now (edited, archived, voided),
+    comparing every field but ``ignore`` (the id and modified-time fields: a restored record
+    gets a new modified time, and is still restored).
+
+    The store notes which version of each the snapshot holds, so apply's ``restore --data``
+    path finds the copy by hash exactly as it finds a pre-change copy."""
+    info = repo.show(snapshot_ref)
+    connection = info.connection
+    records: dict[tuple[str, str], dict[str, str | None]] = defaultdict(dict)
+    found = SnapshotSelection(Selection({}), info.id)
+    noted: list[tuple[str, str, str]] = []
+    for rec in repo.records(info.id, module, record_ids):
+        digest = canonical_record(rec.data)[1]
+        current = store.get_record(connection, rec.module, rec.record_id)
+        if current is None or current.crm_deleted_at:
+            found.gone.append((rec.module, rec.record_id))
+        elif current.content_hash == digest or not _differs(rec.data, current.data, ignore):
+            found.unchanged += 1
+        else:
+            records[(connection, rec.module)][rec.record_id] = digest
+            noted.append((rec.module, rec.record_id, digest))
+    store.note_snapshot_copies(info.id, connection, noted)
+    found.selection = Selection(dict(records))
+    return found
+
+
+def _differs(copy: dict[str, Any], current: Any, ignore: Sequence[str]) -> bool:
+    # the copy's fields only: a restore writes those back, it cannot unset newer fields
+    return any(current.get(k) != v for k, v in copy.items() if k not in ignore)
+
+
+def refresh(
+    config: Config, registry: PluginRegistry, store: Store, selection: Selection
+) -> dict[tuple[str, str], ModuleInfo]:
     """Pull the selected modules first: the records were changed by crmsync itself, and a
     connector that does not report the new modified time would otherwise make that change
-    look like someone else's edit (drift) when the restore is applied."""
+    look like someone else's edit (drift) when the restore is applied. Returns each module's
+    connector metadata."""
+    infos = {}
     for connection, module in sorted(selection.records):
         session = open_session(config, registry, connection)
         try:
             info = select_modules(session, connection, [module])[0]
             pull_module(session, store, connection, info)
+            infos[(connection, module)] = info
         finally:
             session.close()
+    return infos
 
 
 def make_restore_plan(
@@ -120,11 +179,13 @@ def make_restore_plan(
     *,
     operator: str,
     with_data: bool,
+    revert_active: bool = False,
     now: datetime | None = None,
 ) -> PlanInfo:
     """A plan of kind ``restore``: one part per (connection, module), records that are
     archived or voided in the mirror now. The admin chose them one by one (or by plan), so
-    the blast-radius guard is the selection itself."""
+    the blast-radius guard is the selection itself. With ``revert_active`` (and data), active
+    records are put back too: a second part per module writes their fields (action update)."""
     now = now or datetime.now(UTC)
     plan_id = new_plan_id(now)
     store.create_plan(
@@ -139,13 +200,25 @@ def make_restore_plan(
     parts = []
     for (connection, module), chosen in sorted(selection.records.items()):
         config.connection(connection)
-        name = f"restore:{connection}/{module}"
-        items = []
+        restore_items, revert_items = [], []
         for rid, copy in sorted(chosen.items()):
             record = store.get_record(connection, module, rid)
-            if record is None or record.status not in RESTORABLE:
+            if record is None:
                 continue
-            items.append(
+            if record.status in RESTORABLE:
+                bucket = restore_items
+            elif revert_active and with_data and copy:
+                bucket = revert_items
+            else:
+                continue
+            bucket.append((rid, record, copy))
+        for name, action, chosen_items in (
+            (f"restore:{connection}/{module}", "restore", restore_items),
+            (f"revert:{connection}/{module}", "update", revert_items),
+        ):
+            if action == "update" and not chosen_items:
+                continue  # a restore part is always shown, even empty (as before)
+            items = [
                 PlanItem(
                     plan_id=plan_id,
                     policy=name,
@@ -157,24 +230,23 @@ def make_restore_plan(
                     before_status=record.status,
                     source_hash=copy if with_data else None,
                 )
+                for rid, record, copy in chosen_items
+            ]
+            added = store.add_plan_items(plan_id, name, items)
+            parts.append(
+                PlanPolicy(
+                    policy=name,
+                    connection=connection,
+                    module=module,
+                    action=action,
+                    params={"restore_data": with_data},
+                    matched=added,
+                    module_total=store.count(connection, module),
+                    max_records=max(added, 1),
+                    max_percent=100.0,
+                    require_approval=False,
+                )
             )
-        added = store.add_plan_items(plan_id, name, items)
-        total = store.count(connection, module)
-        params: dict[str, Any] = {"restore_data": with_data}
-        parts.append(
-            PlanPolicy(
-                policy=name,
-                connection=connection,
-                module=module,
-                action="restore",
-                params=params,
-                matched=added,
-                module_total=total,
-                max_records=max(added, 1),
-                max_percent=100.0,
-                require_approval=False,
-            )
-        )
     store.set_plan_policies(plan_id, parts)
     store.append_audit(
         [

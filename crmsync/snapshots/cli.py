@@ -449,22 +449,40 @@ def _diff_record(
     help="Write the records to this JSON Lines file.",
 )
 @click.option("--force", is_flag=True, help="Overwrite the --to file if it exists.")
+@click.option(
+    "--to-crm",
+    "to_crm",
+    is_flag=True,
+    help="Put the snapshot's field values back in the CRM, as a restore plan (drift check, "
+    "audit, pre-change snapshot).",
+)
+@click.option("--yes", is_flag=True, help="With --to-crm: apply the restore plan right away.")
+@click.option("--operator", help="With --to-crm: who restores (default: the OS user).")
+@click.option("--json", "as_json", is_flag=True, help="With --to-crm: JSON output.")
 def restore_command(
     snapshot_id: str,
     records: Sequence[str],
     module: str | None,
     target: Path | None,
     force: bool,
+    to_crm: bool,
+    yes: bool,
+    operator: str | None,
+    as_json: bool,
 ) -> None:
-    """Write records of a snapshot to a file, one JSON object per line:
-    {"connection", "module", "record_id", "data"}."""
-    if target is None:
-        raise click.UsageError("give --to FILE.jsonl")
+    """Write records of a snapshot to a file, one JSON object per line
+    ({"connection", "module", "record_id", "data"}), or put them back in the CRM (--to-crm)."""
+    if (target is None) == (not to_crm):
+        raise click.UsageError("give either --to FILE.jsonl or --to-crm")
     keys = [_record_key(r) for r in records]
     if module is not None and any(m != module for m, _ in keys):
         raise click.BadParameter(
             f"every --record must be of module {module!r}", param_hint="--record"
         )
+    if to_crm:
+        _restore_to_crm(snapshot_id, keys, module, yes=yes, operator=operator, as_json=as_json)
+        return
+    assert target is not None
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists; pass --force to overwrite it")
     repo = _open()
@@ -518,6 +536,91 @@ def restore_command(
         partial.unlink(missing_ok=True)
         raise
     click.echo(f"restored {count} records of snapshot {info.id[:SHORT]} to {target}")
+
+
+def _restore_to_crm(
+    snapshot_id: str,
+    keys: list[tuple[str, str]],
+    module: str | None,
+    *,
+    yes: bool,
+    operator: str | None,
+    as_json: bool,
+) -> None:
+    """A restore plan from a snapshot: archived/voided records get their status and fields
+    back (action restore), edited active ones their fields (action update); records deleted in
+    the CRM since are reported (re-creating them is not supported)."""
+    from crmsync.plans import restore
+    from crmsync.plans.apply import apply_plan
+    from crmsync.plans.cli import _exit_for, plan_dict, render_plan
+    from crmsync.plans.planner import current_operator
+
+    app, repo = _app(), _open()
+    info = repo.show(snapshot_id)
+    modules = sorted({m for m, _ in keys} or ([module] if module else info.modules))
+    unknown = [m for m in modules if m not in info.modules]
+    if unknown:
+        raise SnapshotUsageError(
+            f"snapshot {info.id[:SHORT]} has no module {unknown[0]!r} (it has: "
+            f"{', '.join(info.modules)})"
+        )
+    who = current_operator(operator)
+    with _store() as store:
+        # the mirror must show the CRM as it is now, or the comparison would be stale
+        everything = restore.Selection({(info.connection, m): {} for m in modules})
+        infos = restore.refresh(app.config, app.registry, store, everything)
+        found = restore.SnapshotSelection(restore.Selection({}), info.id)
+        chosen: dict[tuple[str, str], dict[str, str | None]] = {}
+        for m in modules:
+            ids = [r for km, r in keys if km == m] or None
+            meta = infos[(info.connection, m)]
+            part = restore.select_from_snapshot(
+                store, repo, info.id, module=m, record_ids=ids,
+                ignore=[f for f in (meta.id_field, meta.modified_field) if f],
+            )  # fmt: skip
+            chosen.update(part.selection.records)
+            found.unchanged += part.unchanged
+            found.gone += part.gone
+        missing = sorted(set(keys) - {(m, r) for (_, m), ids in chosen.items() for r in ids}
+                         - set(found.gone))  # fmt: skip
+        missing = [k for k in missing if _holds(repo, info.id, k) is False]
+        if missing:
+            raise SnapshotUsageError(
+                f"snapshot {info.id[:SHORT]} does not hold "
+                + ", ".join(f"{m}/{r}" for m, r in missing[:5])
+            )
+        selection = restore.Selection(chosen)
+        plan = restore.make_restore_plan(
+            app.config, store, selection, operator=who, with_data=True, revert_active=True
+        )
+        note = (
+            f"{found.unchanged} records already match the snapshot"
+            + (f"; {len(found.gone)} were deleted in the CRM since and are not re-created"
+               f" ({', '.join(f'{m}/{r}' for m, r in found.gone[:5])})" if found.gone else "")
+        )  # fmt: skip
+        if not yes:
+            data = plan_dict(plan)
+            data["snapshot"] = {"id": info.id, "unchanged": found.unchanged,
+                                "gone": [f"{m}/{r}" for m, r in found.gone]}  # fmt: skip
+            if as_json:
+                print_json(data)
+            else:
+                render_plan(data)
+                click.echo(note)
+            return
+        result = apply_plan(app.config, app.registry, store, plan.id, operator=who)
+    if as_json:
+        print_json({**result.as_dict(), "unchanged": found.unchanged,
+                    "gone": [f"{m}/{r}" for m, r in found.gone]})  # fmt: skip
+    else:
+        done = sum(s.get("done", 0) for s in result.counts.values())
+        click.echo(f"restore plan {plan.id}: {done} records put back from snapshot"
+                   f" {info.id[:SHORT]} ({result.status}); {note}")  # fmt: skip
+    _exit_for(result, plan.id)
+
+
+def _holds(repo: Repository, snapshot_id: str, key: tuple[str, str]) -> bool:
+    return repo.get(snapshot_id, key[0], key[1]) is not None
 
 
 def _json_line(obj: dict[str, Any]) -> bytes:

@@ -304,6 +304,14 @@ class Store(ABC):
         many."""
 
     @abstractmethod
+    def note_snapshot_copies(
+        self, snapshot_id: str, connection: str, rows: Sequence[tuple[str, str, str]]
+    ) -> None:
+        """Note that snapshot ``snapshot_id`` holds these (module, record_id, hash) versions
+        (``snapshot restore --to-crm`` restores from a whole snapshot through the same path
+        as from a pre-change copy)."""
+
+    @abstractmethod
     def copy_location(self, digest: str) -> tuple[str, str, str, str] | None:
         """(snapshot_id, connection, module, record_id) of a kept copy with this hash."""
 

@@ -375,6 +375,23 @@ class PlanStoreMixin:
             )
         return count
 
+    def note_snapshot_copies(
+        self, snapshot_id: str, connection: str, rows: Sequence[tuple[str, str, str]]
+    ) -> None:
+        if not rows:
+            return
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO snapshots (id, created_at, kind, records)"
+                " VALUES (?, ?, 'whole', 0)",
+                (snapshot_id, _now()),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO snapshot_records (snapshot_id, connection, module,"
+                " record_id, hash, status) VALUES (?, ?, ?, ?, ?, '')",
+                [(snapshot_id, connection, m, rid, digest) for m, rid, digest in rows],
+            )
+
     def copy_location(self, digest: str) -> tuple[str, str, str, str] | None:
         row = self._db.execute(
             "SELECT r.snapshot_id, r.connection, r.module, r.record_id FROM snapshot_records r"
