@@ -402,3 +402,14 @@ def test_pre_change_copies_of_apply_are_listed_and_grouped_apart(cfg):
     decided = jrun(cfg, "snapshot", "forget", "--keep-last", "1", "--group-by", "connection",
                    "--dry-run")  # fmt: skip
     assert all(s["keep"] for s in decided["snapshots"])
+    assert [s["reasons"] for s in decided["snapshots"] if s["id"] == copy["id"]] == [
+        ["pre-change copy"]
+    ]
+    # kept from a keep policy unless asked: restore --data reads them
+    ok(run(cfg, "snapshot", "create"))
+    kept = jrun(cfg, "snapshot", "forget", "--keep-last", "1", "--dry-run")
+    assert copy["id"] not in kept["removed"] and whole["id"] in kept["removed"]
+    included = jrun(cfg, "snapshot", "forget", "--keep-last", "1", "--group-by", "connection",
+                    "--include-pre-change", "--dry-run")  # fmt: skip
+    decided = {s["id"]: s["reasons"] for s in included["snapshots"]}
+    assert decided[copy["id"]] == ["last snapshot"]  # the policy decides: its own group's last

@@ -685,6 +685,12 @@ def _keep_options(f: Any) -> Any:
 )
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
 @click.option("--prune", "then_prune", is_flag=True, help="Prune right after forgetting.")
+@click.option(
+    "--include-pre-change",
+    is_flag=True,
+    help="Let the policy remove apply's pre-change copies too (kept by default: restore "
+    "--data reads them).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def forget_command(
     snapshot_ids: Sequence[str],
@@ -700,10 +706,12 @@ def forget_command(
     group_by: str,
     dry_run: bool,
     then_prune: bool,
+    include_pre_change: bool,
     as_json: bool,
 ) -> None:
     """Remove snapshots: the ones named, or those a keep policy does not keep (restic's
-    rules; default policy: [snapshots.keep] in the config). Data stays until `prune`."""
+    rules; default policy: [snapshots.keep] in the config). Data stays until `prune`.
+    apply's pre-change copies are kept unless named or --include-pre-change is given."""
     from crmsync.snapshots.retention import KeepPolicy, SnapshotRef, apply_policy
 
     given = {
@@ -735,13 +743,16 @@ def forget_command(
         try:
             policy = KeepPolicy(**settings)
             by_id = {s.id: s for s in snaps}
+            ruled = [s for s in snaps if include_pre_change or s.scope != "selection"]
             refs = [
                 SnapshotRef(s.id, datetime.fromisoformat(s.time), s.tags, _group_key(s, keys))
-                for s in snaps
+                for s in ruled
             ]
             decisions = [
-                (by_id[d.snapshot.id], d.keep, list(d.reasons)) for d in apply_policy(refs, policy)
+                (by_id[d.snapshot.id], d.keep, list(d.reasons))
+                for d in (apply_policy(refs, policy) if refs else [])
             ]
+            decisions += [(s, True, ["pre-change copy"]) for s in snaps if s not in ruled]
         except ValueError as exc:
             hint = "" if flags else " (or set [snapshots.keep] in the config)"
             raise click.UsageError(f"{exc}{hint}") from None
