@@ -457,3 +457,32 @@ def test_encrypted_repository_round_trip_hides_content(tmp_path: Path) -> None:
     with pytest.raises(WrongPassphrase):
         open_fresh(tmp_path, passphrase="nope")
     assert sorted(backend.list()) == names  # a wrong key writes nothing
+
+
+def test_records_given_without_text_are_fetched_only_when_new_or_changed(repo: Repository):
+    records = make_records(300)
+    create(repo, records)
+    records[("Leads", "r1")] = {"v": 1}
+    records[("Leads", "new")] = {"v": "new"}
+    asked: list[tuple[str, list[str]]] = []
+
+    def load(module: str, ids: list[str]) -> dict[str, str]:
+        asked.append((module, sorted(ids)))
+        return {i: record_version(module, i, records[(module, i)]).text for i in ids}
+
+    hashes_only = [record_version(m, r, d)._replace(text=None) for (m, r), d in records.items()]
+    info = repo.create(hashes_only, connection="crm", modules=["Leads"], operator="t",
+                       reason="r", load_texts=load)  # fmt: skip
+    assert asked == [("Leads", ["new", "r1"])]
+    assert (info.summary["changed"], info.summary["added"]) == (1, 1)
+    assert stored(repo, info.id) == records
+
+    records[("Leads", "r2")] = {"v": 2}
+    changed = [record_version(m, r, d)._replace(text=None) for (m, r), d in records.items()]
+    with pytest.raises(ValueError, match="Leads/r2 disappeared"):
+        repo.create(changed, connection="crm", modules=["Leads"], operator="t", reason="r",
+                    load_texts=lambda m, ids: {})  # fmt: skip
+    with pytest.raises(ValueError, match="changed while the snapshot was taken"):
+        repo.create(changed, connection="crm", modules=["Leads"], operator="t", reason="r",
+                    load_texts=lambda m, ids: {i: '{"stale":1}' for i in ids})  # fmt: skip
+    assert repo.list()[-1].id == info.id  # nothing committed by the failed creates

@@ -1,4 +1,5 @@
-"""Local cache of blob ids (SHA-256 of each blob), one file per stored pack.
+"""Local cache of blob ids (the first 128 bits of each blob's SHA-256), one file per stored
+pack, and the record set of the newest snapshot created here.
 
 The repository itself does not store a hash per blob: 32 random bytes a blob would cost more
 than half the compressed data on a typical CRM (docs/snapshot-format.md, "Why no blob ids in
@@ -18,7 +19,7 @@ import numpy as np
 
 from crmsync.snapshots.recordset import KEY_HASH_VERSION, RecordSet
 
-HASH_BYTES = 32
+HASH_BYTES = 16  # crmsync.snapshots.create.short_ids
 
 
 def default_cache_root() -> Path:
@@ -27,13 +28,13 @@ def default_cache_root() -> Path:
 
 
 class HashCache:
-    """``<root>/<repository id>/<stored pack id>``: the blob ids of the pack's lines, in order."""
+    """``<root>/<repository id>/<stored pack id>``: short blob ids of the pack's lines."""
 
     def __init__(self, root: Path | None, repository_id: str, enabled: bool = True):
         self.dir = (root or default_cache_root()) / repository_id if enabled else None
 
     def get(self, stored_id: str, count: int) -> np.ndarray | None:
-        """(count, 32) uint8 array, or None when absent or not the expected size."""
+        """(count, 2) uint64 short blob ids, or None when absent or not the expected size."""
         if self.dir is None:
             return None
         try:
@@ -42,7 +43,7 @@ class HashCache:
             return None
         if len(raw) != count * HASH_BYTES:
             return None
-        return np.frombuffer(raw, dtype=np.uint8).reshape(count, HASH_BYTES)
+        return np.frombuffer(raw, dtype="<u8").reshape(count, 2)
 
     def put(self, stored_id: str, hashes: np.ndarray) -> None:
         if self.dir is None:
@@ -53,7 +54,7 @@ class HashCache:
             tmp = self.dir / f".tmp-{secrets.token_hex(6)}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
-                fh.write(np.ascontiguousarray(hashes, dtype=np.uint8).tobytes())
+                fh.write(np.ascontiguousarray(hashes, dtype="<u8").tobytes())
             os.replace(tmp, self.dir / stored_id)
 
     def put_set(self, snapshot_id: str, rs: RecordSet) -> None:

@@ -102,9 +102,9 @@ def verify(repo: Repository, read_data: bool = False) -> VerifyReport:
                 rep.damaged_packs[entry.id] = str(exc)
                 bad[entry.id] = "damaged"
                 continue
-            from crmsync.snapshots.repository import blob_ids
+            from crmsync.snapshots.repository import short_blob_ids
 
-            repo.cache.put(entry.stored, blob_ids(lines))
+            repo.cache.put(entry.stored, short_blob_ids(lines))
             rep.blobs_checked += len(lines)
     rep.unreferenced_packs = sorted(present - {e.stored for e in catalog.packs.values()})
     repo._catalog = catalog

@@ -8,7 +8,7 @@ number of records.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,9 @@ from crmsync.snapshots.recordset import LOC_MASK, RecordSet, key_hashes
 
 if TYPE_CHECKING:
     from crmsync.snapshots.repository import RecordVersion, Repository
+
+# (module, record ids) -> record id -> canonical JSON text, for records given without text
+TextLoader = Callable[[str, list[str]], Mapping[str, str]]
 
 BATCH = 4096
 
@@ -41,8 +44,15 @@ class _PackBuffer:
 
 
 class SnapshotWriter:
-    def __init__(self, repo: Repository, modules: tuple[str, ...], parent_id: str | None):
+    def __init__(
+        self,
+        repo: Repository,
+        modules: tuple[str, ...],
+        parent_id: str | None,
+        load_texts: TextLoader | None = None,
+    ):
         self.repo = repo
+        self.load_texts = load_texts
         self.modules = modules
         self.parent = repo.record_set(parent_id, with_hashes=True) if parent_id else None
         n = len(self.parent) if self.parent else 0
@@ -84,19 +94,25 @@ class SnapshotWriter:
     def bitmaps(self) -> list[tuple[str, np.ndarray]]:
         out: list[tuple[str, np.ndarray]] = []
         if self.parent is not None:
-            kept = self.parent.loc[self.keep]
-            pack_nos = (kept >> np.uint64(32)).astype(np.int64)
-            ordinals = (kept & np.uint64(LOC_MASK)).astype(np.int64)
-            for no in np.unique(pack_nos):
-                pack_id = self.parent.packs[int(no)]
-                bits = np.zeros(self.repo.catalog.packs[pack_id].count, dtype=bool)
-                bits[ordinals[pack_nos == no]] = True
-                out.append((pack_id, bits))
+            kept = np.sort(self.parent.loc[self.keep])  # sorted by pack number, then ordinal
+            pack_nos = kept >> np.uint64(32)
+            starts = np.searchsorted(
+                pack_nos, np.arange(len(self.parent.packs) + 1, dtype=np.uint64)
+            )
+            for no, pack_id in enumerate(self.parent.packs):
+                ordinals = (kept[starts[no] : starts[no + 1]] & np.uint64(LOC_MASK)).astype(
+                    np.int64
+                )
+                if len(ordinals):
+                    bits = np.zeros(self.repo.catalog.packs[pack_id].count, dtype=bool)
+                    bits[ordinals] = True
+                    out.append((pack_id, bits))
         out += [(e.id, np.ones(e.count, dtype=bool)) for e in self.new_packs]
         return out
 
     def record_set(self) -> RecordSet:
-        """The new snapshot's records: the parent's kept rows plus the written ones."""
+        """The new snapshot's records: the parent's kept rows plus the written ones. Call once,
+        last: it releases the parent's arrays to keep peak memory at about two record sets."""
         packs = list(self.parent.packs) if self.parent else []
         kh, loc, sha = [], [], []
         if self.parent is not None:
@@ -104,13 +120,14 @@ class SnapshotWriter:
             kh.append(self.parent.kh[self.keep])
             loc.append(self.parent.loc[self.keep])
             sha.append(self.parent.sha[self.keep])
+            self.parent = None
         for entry, keys, short in zip(self.new_packs, self.new_keys, self.new_short, strict=True):
             kh.append(keys)
-            loc.append(
-                (np.uint64(len(packs)) << np.uint64(32)) | np.arange(entry.count, dtype=np.uint64)
-            )
+            first = np.uint64(len(packs)) << np.uint64(32)
+            loc.append(first | np.arange(entry.count, dtype=np.uint64))
             sha.append(short)
             packs.append(entry.id)
+        self.new_keys, self.new_short = [], []
         empty = np.zeros((0, 2), "<u8")
         return RecordSet(
             packs,
@@ -158,14 +175,42 @@ class SnapshotWriter:
             added = write
         self.counts["added"] += int(added.sum())
         self.added_keys.append(q[added])
-        for i in np.nonzero(write)[0]:
+        rows = np.nonzero(write)[0]
+        lazy = [int(i) for i in rows if batch[int(i)].text is None]
+        if lazy:
+            batch = self._with_texts(batch, lazy)
+        for i in rows:
             self._add(batch[int(i)], q[i])
+
+    def _with_texts(self, batch: list[RecordVersion], rows: list[int]) -> list[RecordVersion]:
+        """Fetch the text of new and changed records given without it (hash only)."""
+        if self.load_texts is None:
+            raise ValueError("records without text need a load_texts function")
+        batch = list(batch)
+        by_module: dict[str, list[int]] = {}
+        for i in rows:
+            by_module.setdefault(batch[i].module, []).append(i)
+        for module, idx in by_module.items():
+            texts = self.load_texts(module, [batch[i].record_id for i in idx])
+            for i in idx:
+                rec = batch[i]
+                text = texts.get(rec.record_id)
+                if text is None:
+                    raise ValueError(
+                        f"record {module}/{rec.record_id} disappeared while the snapshot was"
+                        " taken; take it again"
+                    )
+                batch[i] = rec._replace(text=text)
+        return batch
 
     def _add(self, rec: RecordVersion, key: np.ndarray) -> None:
         raw = rec.text.encode("utf-8")
         digest = hashlib.sha256(raw).digest()
         if digest.hex() != rec.blob_id:
-            raise ValueError(f"record {rec.module}/{rec.record_id}: blob_id is not its SHA-256")
+            raise ValueError(
+                f"record {rec.module}/{rec.record_id}: blob_id is not its SHA-256 (changed while"
+                " the snapshot was taken? take it again)"
+            )
         if b"\n" in raw:  # canonical JSON escapes newlines; a raw one would split the pack line
             raise ValueError(f"record {rec.module}/{rec.record_id}: text is not canonical JSON")
         buf = self.buffers.get(rec.module)
@@ -188,12 +233,12 @@ class SnapshotWriter:
         entry = PackEntry(
             pack_id, pack_id, buf.module, n, np.arange(n, dtype=np.uint32), "\n".join(buf.ids), ""
         )
-        hashes = np.frombuffer(b"".join(buf.hashes), np.uint8).reshape(n, 32)
-        self.repo.cache.put(pack_id, hashes)
+        short = short_ids(np.frombuffer(b"".join(buf.hashes), np.uint8).reshape(n, 32))
+        self.repo.cache.put(pack_id, short)
         self.repo.catalog.add(entry)
         self.index.add([entry])
         self.new_packs.append(entry)
         self.new_keys.append(np.asarray(buf.keys, dtype="<u8").reshape(n, 2))
-        self.new_short.append(short_ids(hashes))
+        self.new_short.append(short)
         self.new_bytes += size
         buf.lines, buf.ids, buf.hashes, buf.keys, buf.size = [], [], [], [], 0

@@ -69,10 +69,12 @@ class RecordSet:
         self.packs = packs
         if presorted:
             self.kh, self.loc, self.sha = kh, loc, sha
-        else:
+        else:  # sorted one array at a time: peak is one extra copy of one array, not of all
             order = np.lexsort((kh[:, 1], kh[:, 0]))
             self.kh = kh[order]
+            del kh
             self.loc = loc[order]
+            del loc
             self.sha = sha[order] if sha is not None else None
         k = self.kh
         if len(k) > 1 and bool(np.any(np.all(k[1:] == k[:-1], axis=1))):

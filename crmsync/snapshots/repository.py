@@ -34,16 +34,19 @@ from crmsync.store.base import canonical_record
 
 if TYPE_CHECKING:
     from crmsync.snapshots.check import VerifyReport
+    from crmsync.snapshots.create import TextLoader
     from crmsync.snapshots.diff import DiffEntry
     from crmsync.snapshots.prune import PruneReport
 
 
 class RecordVersion(NamedTuple):
-    """One record as a snapshot stores it: canonical JSON and its SHA-256 (the blob id)."""
+    """One record as a snapshot stores it: canonical JSON and its SHA-256 (the blob id).
+    ``text`` may be None when ``create`` has a ``load_texts`` to fetch it if it is needed
+    (an incremental snapshot needs the text of new and changed records only)."""
 
     module: str
     record_id: str
-    text: str
+    text: str | None
     blob_id: str
 
 
@@ -222,11 +225,11 @@ class Repository:
         return lines
 
     def pack_hashes(self, entry: PackEntry) -> np.ndarray:
-        """(n, 32) blob ids of a stored pack's lines: from the cache, else from the pack."""
+        """(n, 2) short blob ids of a stored pack's lines: from the cache, else the pack."""
         cached = self.cache.get(entry.stored, len(entry.ordinals))
         if cached is not None:
             return cached
-        hashes = blob_ids(self.pack_lines(entry))
+        hashes = short_blob_ids(self.pack_lines(entry))
         self.cache.put(entry.stored, hashes)
         return hashes
 
@@ -243,6 +246,7 @@ class Repository:
         reason: str,
         time: datetime | None = None,
         selection: bool = False,
+        load_texts: TextLoader | None = None,
     ) -> SnapshotInfo:
         """Store one snapshot of ``records`` (each (module, record_id) once) and commit it.
 
@@ -257,7 +261,7 @@ class Repository:
 
         modules_t = tuple(sorted(set(modules)))
         parent_id = self._parent_for(parent, connection, modules_t)
-        writer = SnapshotWriter(self, modules_t, parent_id)
+        writer = SnapshotWriter(self, modules_t, parent_id, load_texts)
         try:
             with self.locked(exclusive=False):
                 header = writer.run(records)
@@ -279,17 +283,23 @@ class Repository:
         self._remember_set(snap_id, writer.record_set())
         return info_of(snap_id, header)
 
+    def latest(self, connection: str, modules: Iterable[str]) -> SnapshotInfo | None:
+        """The newest whole snapshot of exactly these modules of the connection."""
+        modules_t = tuple(sorted(set(modules)))
+        same = [
+            s for s in self.list()
+            if s.connection == connection and s.modules == modules_t and s.scope == "all"
+        ]  # fmt: skip
+        return same[-1] if same else None
+
     def _parent_for(
         self, parent: str | None, connection: str, modules: tuple[str, ...]
     ) -> str | None:
         if parent is None:
             return None
         if parent == "latest":
-            same = [
-                s for s in self.list()
-                if s.connection == connection and s.modules == modules and s.scope == "all"
-            ]  # fmt: skip
-            return same[-1].id if same else None
+            latest = self.latest(connection, modules)
+            return latest.id if latest else None
         return self.resolve(parent)
 
     # -- reading --------------------------------------------------------------------------
@@ -361,7 +371,6 @@ class Repository:
         return rs
 
     def _build_set(self, sid: str, with_hashes: bool) -> RecordSet:
-        from crmsync.snapshots.create import short_ids
 
         manifest = self.manifest(sid)
         packs, khs, locs, shas = [], [], [], []
@@ -373,7 +382,7 @@ class Repository:
             khs.append(key_hashes([(entry.module, ids[r]) for r in rows]))
             locs.append((len(packs) << 32) | ordinals.astype(np.uint64))
             if with_hashes:
-                shas.append(short_ids(self.pack_hashes(entry)[rows]))
+                shas.append(self.pack_hashes(entry)[rows])
             packs.append(pack_id)
         empty = np.zeros((0, 2), "<u8")
         kh = np.concatenate(khs) if khs else empty
@@ -487,11 +496,12 @@ def decode_manifest(raw: bytes, name: str, catalog: Catalog) -> Manifest:
     return Manifest(header, packs)
 
 
-def blob_ids(lines: list[bytes]) -> np.ndarray:
+def short_blob_ids(lines: list[bytes]) -> np.ndarray:
+    """(n, 2) uint64: the first 128 bits of each line's SHA-256 (see create.short_ids)."""
     import hashlib
 
-    raw = b"".join(hashlib.sha256(line).digest() for line in lines)
-    return np.frombuffer(raw, dtype=np.uint8).reshape(len(lines), 32)
+    raw = b"".join(hashlib.sha256(line).digest()[:16] for line in lines)
+    return np.frombuffer(raw, dtype="<u8").reshape(len(lines), 2)
 
 
 def info_of(sid: str, h: dict[str, Any]) -> SnapshotInfo:

@@ -182,13 +182,27 @@ class Store(ABC):
     ) -> Iterator[MirrorRecord]: ...
 
     def iter_record_texts(
-        self, connection: str, module: str, *, batch: int = 1000
-    ) -> Iterator[tuple[str, str, str]]:
+        self, connection: str, module: str, *, batch: int = 1000, with_text: bool = True
+    ) -> Iterator[tuple[str, str | None, str]]:
         """(record id, data as canonical JSON text, its SHA-256 hex) of the records still in the
-        CRM, by record id, in keyset pages (snapshots store these as they are). This default
-        re-serialises :meth:`iter_records`; a store that keeps the text returns it unparsed."""
+        CRM, by record id, in keyset pages (snapshots store these as they are). Without
+        ``with_text`` the text is None (an incremental snapshot reads only the hashes). This
+        default re-serialises :meth:`iter_records`; a store that keeps the text returns it."""
         for rec in self.iter_records(connection, module, batch=batch):
-            yield (rec.record_id, *canonical_record(rec.data))
+            text, digest = canonical_record(rec.data)
+            yield rec.record_id, text if with_text else None, digest
+
+    def record_texts(
+        self, connection: str, module: str, record_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        """record id -> (canonical JSON text, SHA-256 hex) for those of ``record_ids`` in the
+        mirror."""
+        out = {}
+        for rid in record_ids:
+            rec = self.get_record(connection, module, rid)
+            if rec is not None:
+                out[rid] = canonical_record(rec.data)
+        return out
 
     @abstractmethod
     def count(self, connection: str, module: str, *, include_deleted: bool = False) -> int: ...

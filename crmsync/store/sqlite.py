@@ -465,13 +465,14 @@ class SQLiteStore(PlanStoreMixin, Store):
             last = rows[-1][2]
 
     def iter_record_texts(
-        self, connection: str, module: str, *, batch: int = 1000
-    ) -> Iterator[tuple[str, str, str]]:
+        self, connection: str, module: str, *, batch: int = 1000, with_text: bool = True
+    ) -> Iterator[tuple[str, str | None, str]]:
         # data is stored as canonical JSON and content_hash is its SHA-256: no parsing here.
+        data = "data" if with_text else "NULL"
         last = ""
         while True:
             rows = self._db.execute(
-                "SELECT record_id, data, content_hash FROM mirror WHERE connection = ?"
+                f"SELECT record_id, {data}, content_hash FROM mirror WHERE connection = ?"
                 " AND module = ? AND record_id > ? AND crm_deleted_at IS NULL"
                 " ORDER BY record_id LIMIT ?",
                 (connection, module, last, batch),
@@ -480,6 +481,21 @@ class SQLiteStore(PlanStoreMixin, Store):
                 return
             yield from rows
             last = rows[-1][0]
+
+    def record_texts(
+        self, connection: str, module: str, record_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        out: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(record_ids), 500):  # SQLite's parameter limit
+            chunk = list(record_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for rid, text, digest in self._db.execute(
+                "SELECT record_id, data, content_hash FROM mirror WHERE connection = ?"
+                f" AND module = ? AND record_id IN ({marks})",
+                (connection, module, *chunk),
+            ):
+                out[rid] = (text, digest)
+        return out
 
     def count(self, connection: str, module: str, *, include_deleted: bool = False) -> int:
         live = "" if include_deleted else " AND crm_deleted_at IS NULL"
