@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
@@ -20,7 +21,21 @@ from crmsync.ui import PULL_HEADERS, RichPullProgress, print_json, print_table, 
 
 
 class CrmsyncGroup(click.Group):
-    """Turns crmsync errors into one clear line on stderr and the documented exit code."""
+    """Turns crmsync errors into one clear line on stderr and the documented exit code.
+
+    Commands in ``LAZY_COMMANDS`` are imported when used (or listed by --help): the snapshot
+    commands pull in numpy and zstandard, which every other command would pay for at start."""
+
+    LAZY_COMMANDS = {"snapshot": ("crmsync.snapshots.cli", "snapshot_group")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY_COMMANDS and cmd_name not in self.commands:
+            module, attr = self.LAZY_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -319,7 +334,6 @@ def _attach_subcommands(group: click.Group) -> None:
     )
     from crmsync.policy.cli import validate_command
     from crmsync.sandbox.cli import sandbox_command
-    from crmsync.snapshots.cli import snapshot_group
 
     for command in (
         sandbox_command,
@@ -330,7 +344,6 @@ def _attach_subcommands(group: click.Group) -> None:
         plans_command,
         restore_command,
         audit_group,
-        snapshot_group,
     ):
         group.add_command(command)
 

@@ -341,10 +341,12 @@ def test_damaged_manifest_is_named_and_others_stay_readable(repo: Repository, tm
 def test_key_hash_does_not_depend_on_the_batch() -> None:
     from crmsync.snapshots.recordset import key_hashes
 
-    alone = key_hashes([("Leads", "r3")])
-    batched = key_hashes([("Leads", "a-much-longer-record-id-than-r3"), ("Leads", "r3")])
+    alone = key_hashes(["Leads"], ["r3"])
+    batched = key_hashes(["Leads", "Leads"], ["a-much-longer-record-id-than-r3", "r3"])
     assert (alone[0] == batched[1]).all()
-    assert not (key_hashes([("Leads", "r3\x01")])[0] == alone[0]).all()
+    mixed = key_hashes(["Contacts", "Leads", "Leads"], ["r3", "r3", "r3\x01"])
+    assert (mixed[1] == alone[0]).all()
+    assert len({tuple(row) for row in mixed.tolist()}) == 3
 
 
 def test_errors_for_unknown_ids_and_bad_input(repo: Repository, tmp_path: Path) -> None:

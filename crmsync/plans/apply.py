@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crmsync.audit.model import AuditEntry
 from crmsync.config import Config
@@ -48,8 +48,10 @@ from crmsync.plans.planner import config_hash, iso
 from crmsync.plans.restore import restored_fields
 from crmsync.plugins import PluginRegistry
 from crmsync.pull import pull_module, select_modules
-from crmsync.snapshots.prechange import PreChangeSnapshots
 from crmsync.store import Store
+
+if TYPE_CHECKING:
+    from crmsync.snapshots.prechange import PreChangeSnapshots
 
 RETRIES = 2  # extra attempts for records the CRM reports as retryable
 
@@ -127,6 +129,8 @@ def apply_plan(
     plan = check_plan(store.get_plan(plan_id), plan_id, config, now)
     run_id = store.start_run("apply", None, None)
     result = ApplyResult(plan_id, run_id)
+    from crmsync.snapshots.prechange import PreChangeSnapshots  # numpy: only when applying
+
     copies = PreChangeSnapshots(config.snapshots, store)
     store.set_plan_status(
         plan_id, "applying", AuditEntry("apply.start", operator, plan_id=plan_id, run_id=run_id)

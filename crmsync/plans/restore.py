@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crmsync.audit.model import AuditEntry, AuditQuery
 from crmsync.config import Config
@@ -25,9 +25,11 @@ from crmsync.plans.model import DONE, PlanInfo, PlanItem, PlanPolicy
 from crmsync.plans.planner import config_hash, iso, new_plan_id
 from crmsync.plugins import PluginRegistry
 from crmsync.pull import pull_module, select_modules
-from crmsync.snapshots.repository import Repository
 from crmsync.store import Store
 from crmsync.store.base import canonical_record
+
+if TYPE_CHECKING:
+    from crmsync.snapshots.repository import Repository
 
 RESTORABLE = ("archived", "voided")
 CHANGING_ACTIONS = ("archive", "void")

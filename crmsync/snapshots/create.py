@@ -137,7 +137,9 @@ class SnapshotWriter:
         )
 
     def _batch(self, batch: list[RecordVersion]) -> None:
-        modules, ids, _texts, blob_ids = zip(*batch, strict=True)
+        modules, ids, _texts, blob_ids = zip(
+            *batch, strict=False
+        )  # rows of four, else unpacking fails
         for module in set(modules) - set(self.modules):
             raise ValueError(f"module {module!r} is not one of the snapshot's {self.modules}")
         try:
@@ -147,7 +149,7 @@ class SnapshotWriter:
         if "\n" in joined or "\x00" in joined or "" in ids:
             bad = next(i for i in ids if not i or "\n" in i or "\x00" in i)
             raise ValueError(f"record id {bad!r}: must be a non-empty line of text")
-        q = key_hashes(list(zip(modules, ids, strict=True)))
+        q = key_hashes(modules, ids)
         try:
             raw = bytes.fromhex("".join(blob_ids))
             if len(raw) != 32 * len(batch):

@@ -379,7 +379,7 @@ class Repository:
             ordinals = np.nonzero(bits)[0]
             rows = np.searchsorted(entry.ordinals, ordinals)
             ids = entry.record_ids()
-            khs.append(key_hashes([(entry.module, ids[r]) for r in rows]))
+            khs.append(key_hashes([entry.module] * len(rows), [ids[r] for r in rows]))
             locs.append((len(packs) << 32) | ordinals.astype(np.uint64))
             if with_hashes:
                 shas.append(self.pack_hashes(entry)[rows])
