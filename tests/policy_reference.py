@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from crmsync.policy.duplicates import dup_key, key_fields, time_field
+from crmsync.policy.duplicates import BLANKS, dup_key, key_fields, time_field
 from crmsync.policy.filters import cutoff
 from crmsync.policy.model import All, AnyOf, Condition, FieldRef, Filter, Not
 
@@ -125,6 +125,17 @@ def _dup_keys(table: dict[str, Any], record: dict[str, Any]) -> tuple[str, ...] 
     return tuple(keys)
 
 
+def filled_fields(data: dict[str, Any]) -> int:
+    """Top-level fields with a value (keep = most_complete)."""
+    return sum(
+        1
+        for v in data.values()
+        if v is not None
+        and not (isinstance(v, str) and not v.strip(BLANKS))
+        and not (isinstance(v, list | dict) and not v)
+    )
+
+
 def duplicate_of(table: dict[str, Any], record: dict[str, Any], records: list[dict]) -> bool:
     """Another record of the group is the kept one. ``records``: the module's mirror rows."""
     mine = _dup_keys(table, record)
@@ -132,13 +143,17 @@ def duplicate_of(table: dict[str, Any], record: dict[str, Any], records: list[di
         return False
     group = [r for r in records if _dup_keys(table, r) == mine]
     by = time_field(table)
-    newest = table.get("keep", "newest") == "newest"
+    keep = table.get("keep", "newest")
+    newest = keep != "oldest"
 
     def rank(r: dict[str, Any]) -> tuple:
-        # Active first; then the time (no time = older than any), then the record id.
+        # Active first; (most_complete: then the filled fields;) then the time (no time = older
+        # than any), then the record id.
         when = time_key(lookup(r, by))
         active = r["status"] == "active"
-        return (active if newest else not active, when is not None, when or "", r["record_id"])
+        filled = filled_fields(r["data"]) if keep == "most_complete" else 0
+        first = active if newest else not active
+        return (first, filled, when is not None, when or "", r["record_id"])
 
     kept = max(group, key=rank) if newest else min(group, key=rank)
     return kept["record_id"] != record["record_id"]

@@ -429,7 +429,8 @@ def test_example_config_policies_fit_the_sandbox(sandbox_mirror: Any) -> None:
 # --------------------------------------------------------------------------- SQL == reference
 
 POOL = ["a", "A", " a ", "b", "", "  ", "\uff21", 1, 1.0, "1", True, None, ["a"], "+1 415 555 0100"]
-POOL += ["4155550100", "(415) 555-0100", "张 伟", "张伟", "ß", "SS"]
+POOL += ["4155550100", "(415) 555-0100", "张 伟", "张伟", "ß", "SS", "13812345678"]
+POOL += ["+86 138 1234 5678", "Acme Ltd.", "ACME", "北京华信有限公司", "北京华信", "A@x.com "]
 TIMES = [None, "2025-01-01T00:00:00Z", "2025-01-01T00:00:00.000000Z", "2025-01-01T00:00:00.5Z"]
 TIMES += ["2024-12-31T19:00:00-05:00", "2024-01-01", "garbage", "2023-06-01T00:00:00Z"]
 
@@ -464,8 +465,10 @@ def dup_specs(draw: st.DrawFn) -> dict[str, Any]:
     fields = draw(st.lists(st.sampled_from(["e", "p"]), min_size=1, max_size=2, unique=True))
     spec: dict[str, Any] = {"duplicate_of": fields}
     if draw(st.booleans()):
-        spec["keep"] = draw(st.sampled_from(["newest", "oldest"]))
-    mode = st.sampled_from(["text", "phone", "exact"])
+        spec["keep"] = draw(st.sampled_from(["newest", "oldest", "most_complete"]))
+    mode = st.sampled_from(["text", "phone", "exact", "email", "e164", "company", "name"])
+    if draw(st.booleans()):
+        spec["default_region"] = draw(st.sampled_from(["CN", "US"]))
     choice = draw(st.sampled_from(["none", "one", "table"]))
     if choice == "one":
         spec["normalize"] = draw(mode)

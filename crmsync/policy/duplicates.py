@@ -7,6 +7,8 @@ Syntax — a condition table of its own, usable anywhere a condition is (inside 
     filter = { duplicate_of = ["phone"], normalize = "phone", keep = "oldest" }
     filter = { duplicate_of = ["last_name", "phone"], normalize = { phone = "phone" } }
     filter = { duplicate_of = ["email"], keep = "newest", by = "created_at" }
+    filter = { duplicate_of = ["phone"], normalize = "e164", default_region = "CN" }
+    filter = { duplicate_of = ["company"], normalize = "company", keep = "most_complete" }
 
 (``{ duplicate_of = [...] }`` rather than ``{ op = "duplicate", value = ... }``: the op compares
 *several* fields of *other* records, so it has no single ``field``; it reads like
@@ -25,10 +27,13 @@ the filter selects leaves exactly one record per key.
 * **Which one is kept.** Active records before archived ones — a duplicates policy never leaves
   a person with no active record when there was one; an archived record is kept only when its
   whole group is archived. Among those, ``keep = "newest"`` (the default) keeps the record with
-  the latest time, ``"oldest"`` the earliest. The time is ``by`` (a field holding a time, read
-  like ``older_than`` reads it; default ``@modified_at``); a record with no time counts as older
-  than any record with one. Equal times are decided by record id (compared as text): the largest
-  is kept with ``newest``, the smallest with ``oldest``. The choice is total, so it never depends
+  the latest time, ``"oldest"`` the earliest, ``"most_complete"`` the one with the most
+  non-empty top-level fields (not null, not ``""`` or only whitespace, not ``[]`` or ``{}``),
+  equal counts decided as ``newest`` decides (blank: only spaces, tabs, line breaks, U+3000).
+  The time is ``by`` (a field holding a time, read like ``older_than`` reads it; default
+  ``@modified_at``); a record with no time counts as older than any record with one. Equal
+  times are decided by record id (compared as text): the largest is kept with ``newest`` and
+  ``most_complete``, the smallest with ``oldest``. The choice is total, so it never depends
   on row order.
 * **Keys.** Each listed field is normalised by its mode (``normalize``: one mode for all fields,
   or a table ``{ field = mode }``, unnamed fields ``"text"``). A record with no key for *any*
@@ -49,13 +54,27 @@ the filter selects leaves exactly one record per key.
     ``"+86 10 12345678"``. Limits: a number written without ``+``/``00`` is read as national
     (``"442012345678"`` is not ``"+44 20 1234 5678"``), and equal national numbers of two
     countries are equal — pair ``phone`` with another field when a CRM spans countries.
+  - ``"email"``: NFKC, trimmed, lower-cased (:func:`crmsync.cleaning.keys.email_key`; why not
+    Gmail's dot folding is written there).
+  - ``"e164"``: the E.164 number (``+8613812345678``), read by libphonenumber's rules
+    (:mod:`crmsync.cleaning.phones`). A number written without ``+``/``00`` is read in
+    ``default_region`` (ISO 3166 code such as ``"CN"``, ``"US"``; an unsupported code is a config
+    error); without ``default_region`` only international numbers have a key. Unlike ``phone``,
+    numbers of two countries never collide, and an impossible number (wrong length) has no key.
+  - ``"company"``: :func:`crmsync.cleaning.keys.company_key` — width, case, punctuation and
+    whitespace ignored, legal forms (有限公司, 股份有限公司, 集团, Co., Ltd., Inc., LLC, GmbH, ...;
+    the list is :mod:`crmsync.cleaning.legal_forms`) removed.
+  - ``"name"``: a person's name (:func:`crmsync.cleaning.keys.name_key`): like ``text``, and
+    name dots (``·`` ``.``) removed too.
   - ``"exact"``: the JSON value as is, compared like ``eq`` (text exactly, ``1`` = ``1.0``,
     booleans as booleans; ``"1"`` != ``1``). Arrays and objects have no key; ``""`` neither.
 
 **SQL.** One uncorrelated sub-query, computed once per statement: ``record_id IN (SELECT
 record_id FROM (SELECT record_id, row_number() OVER (PARTITION BY <keys> ORDER BY status =
 'active' DESC, <time> DESC, record_id DESC) AS rn FROM mirror WHERE <scope> AND <keys not
-null>) WHERE rn > 1)``. Keys come from the ``crmsync_dupkey(mode, json_type, value)`` SQL
+null>) WHERE rn > 1)``. :func:`cluster_sql` is the same window with the cluster's key and its
+survivor (``first_value(record_id)``) for every selected record: the planner stores them with
+the plan. Keys come from the ``crmsync_dupkey(mode, json_type, value)`` SQL
 function (registered by :func:`crmsync.policy.sql.install_sql_functions`), which is
 :func:`dup_key` — the normalisation is the same Python code in SQL and in the tests' reference.
 The op needs the policy's scope (connection and module), so it compiles only through
@@ -65,17 +84,20 @@ The op needs the policy's scope (connection and module), so it compiles only thr
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from crmsync.cleaning import keys as clean_keys
+from crmsync.cleaning.phones import supported_region
 from crmsync.policy import filters
 from crmsync.policy.filters import FieldSQL, FilterOp, Scope, SqlParams, time_key_sql
 from crmsync.policy.model import DEFAULT_TIME_FIELD, PSEUDO_FIELDS, FieldRef
 from crmsync.policy.sql import field_sql
 
 OP = "duplicate_of"
-MODES = ("text", "phone", "exact")
-KEEP = ("newest", "oldest")
+MODES = ("text", "phone", "exact", "email", "e164", "company", "name")
+KEEP = ("newest", "oldest", "most_complete")
 PARTICIPANTS = ("active", "archived")
 SQL_FUNCTION = "crmsync_dupkey"
 
@@ -150,12 +172,35 @@ def exact_key(value: Any) -> str | None:
     return None
 
 
-_KEYS = {"text": text_key, "phone": phone_key, "exact": exact_key}
+_KEYS: dict[str, Callable[[Any], str | None]] = {
+    "text": text_key,
+    "phone": phone_key,
+    "exact": exact_key,
+    "email": clean_keys.email_key,
+    "company": clean_keys.company_key,
+    "name": clean_keys.name_key,
+}
+
+
+def _e164_in(region: str | None) -> Callable[[Any], str | None]:
+    return lambda value: clean_keys.phone_key(value, region)
+
+
+def key_function(mode: str) -> Callable[[Any], str | None]:
+    """The key function of a mode as :func:`key_fields` spells it (``"e164:CN"`` carries its
+    default region; ``"e164:"`` has none)."""
+    function = _KEYS.get(mode)
+    if function is None:
+        name, _, region = mode.partition(":")
+        if name != "e164" or (region and not supported_region(region)):
+            raise ValueError(f"unknown duplicate key mode {mode!r}")
+        function = _KEYS[mode] = _e164_in(region or None)
+    return function
 
 
 def dup_key(mode: str, value: Any) -> str | None:
     """The key of one field's value (a decoded JSON value; None for missing/null)."""
-    return _KEYS[mode](value)
+    return key_function(mode)(value)
 
 
 _ARRAY_OR_OBJECT = object()
@@ -165,9 +210,10 @@ def _sql_dupkey(mode: str, json_type: str | None, value: Any) -> str | None:
     """``crmsync_dupkey(mode, json_type, value)``: :func:`dup_key` of what SQLite hands over."""
     if json_type == "true" or json_type == "false":
         value = json_type == "true"  # json_extract gives 1/0 for JSON booleans
-    elif json_type in ("array", "object"):
+    elif json_type == "array" or json_type == "object":
         value = _ARRAY_OR_OBJECT
-    return dup_key(mode, value)
+    function = _KEYS.get(mode) or key_function(mode)
+    return function(value)
 
 
 filters.sql_functions[SQL_FUNCTION] = (3, _sql_dupkey)
@@ -177,12 +223,14 @@ filters.sql_functions[SQL_FUNCTION] = (3, _sql_dupkey)
 
 
 def key_fields(value: dict[str, Any]) -> list[tuple[FieldRef, str]]:
-    """(field, normalisation mode) for every field of the key, in the order written."""
+    """(field, normalisation mode) for every field of the key, in the order written; mode
+    ``e164`` is spelt with the default region, ``"e164:CN"`` (see :func:`key_function`)."""
     normalize = value.get("normalize", "text")
+    region = value.get("default_region") or ""
     out = []
     for name in value[OP]:
         mode = normalize if isinstance(normalize, str) else normalize.get(name, "text")
-        out.append((FieldRef.parse(name), mode))
+        out.append((FieldRef.parse(name), f"e164:{region}" if mode == "e164" else mode))
     return out
 
 
@@ -214,6 +262,7 @@ class DuplicateOf(FilterOp):
                 "else": {"additionalProperties": {"enum": list(MODES)}},
             },
             "by": {"type": "string", "minLength": 1},
+            "default_region": {"type": "string", "minLength": 1},
         },
     }
 
@@ -236,6 +285,9 @@ class DuplicateOf(FilterOp):
                     problems.append(
                         (f"normalize.{name}", f"{name!r} is not one of the {OP} fields")
                     )
+        region = value.get("default_region")
+        if region is not None and not supported_region(region):
+            problems.append(("default_region", region_problem(region)))
         by = value.get("by")
         if by in ("@id", "@status"):
             problems.append(("by", f"{by} is not a time; use @modified_at or a CRM time field"))
@@ -250,21 +302,62 @@ class DuplicateOf(FilterOp):
                 f"{OP} compares records of the policy's connection and module: compile it"
                 " through compile_policy/select_sql"
             )
-        keys = []
-        for i, (ref, mode) in enumerate(key_fields(value)):
-            sql = field_sql(ref)
-            keys.append((f"k{i}", f"{SQL_FUNCTION}('{mode}', {sql.t}, {sql.v})"))
-        direction = "DESC" if value.get("keep", "newest") == "newest" else "ASC"
-        when = time_key_sql(field_sql(time_field(value)))
-        statuses = ", ".join(f"'{s}'" for s in PARTICIPANTS)
-        columns = ", ".join(f"{expr} AS {name}" for name, expr in keys)
-        names = ", ".join(name for name, _ in keys)
-        present = " AND ".join(f"{name} IS NOT NULL" for name, _ in keys)
-        sub = (
-            f"SELECT record_id FROM (SELECT record_id, row_number() OVER (PARTITION BY {names}"
-            f" ORDER BY status = 'active' DESC, tk {direction}, record_id {direction}) AS rn"
-            f" FROM (SELECT record_id, status, {when} AS tk, {columns} FROM mirror"
-            f" WHERE connection = ? AND module = ? AND crm_deleted_at IS NULL"
-            f" AND status IN ({statuses})) WHERE {present}) WHERE rn > 1"
-        )
-        return f"{f.v} IN ({sub})", [scope.connection, scope.module]
+        sub, params = window_sql(value, scope)
+        return f"{f.v} IN (SELECT record_id FROM ({sub}) WHERE rn > 1)", params
+
+
+def region_problem(region: Any) -> str:
+    return (
+        f"unsupported phone region {region!r}; use an ISO 3166 code such as 'CN', 'US', 'GB'"
+        " (upper case)"
+    )
+
+
+# Top-level fields with a value: not null, not blank text (only ASCII whitespace and the
+# ideographic space U+3000), not [] or {} (keep = most_complete).
+BLANKS = " \t\n\v\f\r\u3000"
+FILLED_SQL = (
+    "(SELECT count(*) FROM json_each(data) WHERE type != 'null'"
+    " AND NOT (type = 'text' AND trim(value, char(32, 9, 10, 11, 12, 13, 12288)) = '')"
+    " AND NOT (type IN ('array', 'object') AND length(value) = 2))"
+)
+
+
+def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -> SqlParams:
+    """The ranked participants: ``record_id``, ``rn`` (1 = kept) and, with ``annotate``,
+    ``cluster`` (the key as text: one field's key, or a JSON array of several) and
+    ``survivor`` (the kept record's id)."""
+    keys = []
+    for i, (ref, mode) in enumerate(key_fields(value)):
+        sql = field_sql(ref)
+        keys.append((f"k{i}", f"{SQL_FUNCTION}('{mode}', {sql.t}, {sql.v})"))
+    keep = value.get("keep", "newest")
+    direction = "ASC" if keep == "oldest" else "DESC"
+    order = f"status = 'active' DESC, tk {direction}, record_id {direction}"
+    extra = ""
+    if keep == "most_complete":
+        order = "status = 'active' DESC, filled DESC, tk DESC, record_id DESC"
+        extra = f", {FILLED_SQL} AS filled"
+    when = time_key_sql(field_sql(time_field(value)))
+    statuses = ", ".join(f"'{s}'" for s in PARTICIPANTS)
+    columns = ", ".join(f"{expr} AS {name}" for name, expr in keys)
+    names = ", ".join(name for name, _ in keys)
+    present = " AND ".join(f"{name} IS NOT NULL" for name, _ in keys)
+    window = f"PARTITION BY {names} ORDER BY {order}"
+    annotations = ""
+    if annotate:
+        cluster = names if len(keys) == 1 else f"json_array({names})"
+        annotations = f", {cluster} AS cluster, first_value(record_id) OVER w AS survivor"
+    sub = (
+        f"SELECT record_id, row_number() OVER w AS rn{annotations}"
+        f" FROM (SELECT record_id, status, {when} AS tk{extra}, {columns} FROM mirror"
+        f" WHERE connection = ? AND module = ? AND crm_deleted_at IS NULL"
+        f" AND status IN ({statuses})) WHERE {present} WINDOW w AS ({window})"
+    )
+    return sub, [scope.connection, scope.module]
+
+
+def cluster_sql(value: dict[str, Any], scope: Scope) -> SqlParams:
+    """``record_id, cluster, survivor`` of every record the condition selects."""
+    sub, params = window_sql(value, scope, annotate=True)
+    return f"SELECT record_id, cluster, survivor FROM ({sub}) WHERE rn > 1", params
