@@ -182,6 +182,12 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX snapshot_records_hash ON snapshot_records (hash);
     """,
+    # 6: per-record plan data (JSON; NULL for plans that change every record alike): the values
+    # an update/classify policy computed for this record ({"fields": {...}, "before": {...}}),
+    # or the duplicate cluster a voided record belongs to ({"cluster": key, "survivor": id}).
+    """
+    ALTER TABLE plan_items ADD COLUMN detail TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
