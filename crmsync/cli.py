@@ -26,7 +26,10 @@ class CrmsyncGroup(click.Group):
     Commands in ``LAZY_COMMANDS`` are imported when used (or listed by --help): the snapshot
     commands pull in numpy and zstandard, which every other command would pay for at start."""
 
-    LAZY_COMMANDS = {"snapshot": ("crmsync.snapshots.cli", "snapshot_group")}
+    LAZY_COMMANDS = {
+        "report": ("crmsync.report.cli", "report_command"),
+        "snapshot": ("crmsync.snapshots.cli", "snapshot_group"),
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY_COMMANDS})

@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from crmsync.hookspecs import Page
 from crmsync.pull import ModulePull
@@ -38,7 +39,8 @@ def print_table(title: str | None, headers: Sequence[str], rows: Sequence[Sequen
         for header in headers:
             table.add_column(header)
         for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+            # Text, not str: CRM values such as "[/x]" are data, not rich markup.
+            table.add_row(*(Text("" if v is None else str(v)) for v in row))
         Console().print(table)
         return
     if title:

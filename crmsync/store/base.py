@@ -22,6 +22,13 @@ import orjson
 from crmsync.audit.model import AuditEntry, AuditQuery, AuditRecord
 from crmsync.hookspecs import PulledRecord
 from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
+from crmsync.report.model import (
+    DuplicateCounts,
+    ProfileCounts,
+    ReportScope,
+    StatusCount,
+    ValueCounts,
+)
 
 if TYPE_CHECKING:
     from crmsync.policy.model import Policy
@@ -209,6 +216,39 @@ class Store(ABC):
 
     @abstractmethod
     def module_counts(self, connection: str | None = None) -> list[ModuleCount]: ...
+
+    # -- report aggregates (crmsync.report): a few rows each, however big the mirror
+    @abstractmethod
+    def report_status_counts(
+        self, connection: str | None = None, module: str | None = None
+    ) -> list[StatusCount]:
+        """Records per (connection, module, status, deleted in the CRM or not)."""
+
+    @abstractmethod
+    def report_profile(
+        self,
+        scope: ReportScope,
+        *,
+        time_fields: Sequence[str],
+        cutoffs: Sequence[str],
+        fields: Sequence[str],
+    ) -> ProfileCounts:
+        """One pass over ``scope``: its records, how many have a time (the first of
+        ``time_fields`` a record has; ``@modified_at`` is the mirror's column) at or after each
+        of ``cutoffs`` (time keys, as ``crmsync.policy.filters.cutoff`` gives), and per field
+        of ``fields`` how many have no value."""
+
+    @abstractmethod
+    def report_values(self, scope: ReportScope, field: str, *, limit: int) -> ValueCounts:
+        """The ``limit`` most frequent values of ``field`` in ``scope`` (array elements one
+        by one), with how many records have none and how many distinct values there are."""
+
+    @abstractmethod
+    def report_duplicates(
+        self, scope: ReportScope, field: str, mode: str, *, limit: int
+    ) -> DuplicateCounts:
+        """Clusters of records in ``scope`` sharing ``crmsync_dupkey(mode, field)``, and the
+        ``limit`` largest."""
 
     # -- transactions and the audit log (append-only: there is no update or delete API)
     @abstractmethod

@@ -38,6 +38,7 @@ from crmsync.store.base import (
 )
 from crmsync.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from crmsync.store.sqlite_plans import PlanStoreMixin, PlanTransactionMixin
+from crmsync.store.sqlite_report import ReportStoreMixin
 
 
 def utcnow() -> str:
@@ -114,7 +115,7 @@ def _audit_record(row: Sequence[Any]) -> AuditRecord:
     return AuditRecord(*row)
 
 
-class SQLiteStore(PlanStoreMixin, Store):
+class SQLiteStore(PlanStoreMixin, ReportStoreMixin, Store):
     def __init__(self, path: Path | str):
         self.path = Path(path)
         try:

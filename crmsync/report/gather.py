@@ -1,0 +1,180 @@
+"""Gather a report from the store: a handful of SQL aggregates per module, no record loaded.
+
+Per module: the status counts (one query for the whole mirror), the fields its records have
+(a sample, to pick default category/key fields and the duplicate keys' fields), one pass for
+the records in use, their age buckets and missing fields, one GROUP BY per category field and
+one per duplicate key.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from crmsync.errors import EXIT_USAGE, CrmsyncError
+from crmsync.policy.duplicates import MODES
+from crmsync.policy.filters import cutoff
+from crmsync.policy.validate import mirror_fields
+from crmsync.report.model import (
+    AGE_BUCKETS,
+    DEFAULT_CATEGORY_FIELDS,
+    DEFAULT_KEY_FIELDS,
+    DUPLICATE_KEYS,
+    IN_USE_STATUSES,
+    LIFECYCLE_STATUSES,
+    STALE_FIELDS,
+    CategoryReport,
+    DuplicateReport,
+    MissingField,
+    ModuleReport,
+    Report,
+    ReportOptions,
+    ReportScope,
+    StaleReport,
+    StatusCount,
+    ValueCount,
+)
+from crmsync.store.base import Store
+
+FIELD_SAMPLE = 2000  # records sampled per module to learn which fields it has
+
+
+class ReportUsageError(CrmsyncError):
+    """The report was asked for something the mirror does not hold (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+def build_report(
+    store: Store, options: ReportOptions, *, configured: Iterable[str] | None = None
+) -> Report:
+    """The report of every mirrored module (or the one connection/module asked for).
+
+    ``configured``: the connections of the config; a connection neither there nor in the
+    mirror is unknown (None: any name the mirror holds is known)."""
+    if options.stale_field not in STALE_FIELDS:
+        known = ", ".join(STALE_FIELDS)
+        raise ReportUsageError(f"unknown stale field {options.stale_field!r}; use one of {known}")
+    now = options.now or datetime.now(UTC)
+    counts = store.report_status_counts(options.connection)
+    by_module: dict[tuple[str, str], list[StatusCount]] = defaultdict(list)
+    for count in counts:
+        by_module[(count.connection, count.module)].append(count)
+    if options.connection is not None and not by_module:
+        _check_connection(store, options.connection, set(configured or ()))
+    if options.module is not None:
+        _check_module(options, by_module)
+        by_module = {k: v for k, v in by_module.items() if k[1] == options.module}
+    modules = tuple(
+        module_report(store, connection, module, rows, options, now)
+        for (connection, module), rows in sorted(by_module.items())
+    )
+    connections = {c for c, _ in by_module}
+    if options.connection is not None:
+        connections.add(options.connection)
+    return Report(
+        now=now,
+        stale_field=options.stale_field,
+        modules=modules,
+        connections=tuple(sorted(connections)),
+    )
+
+
+def _check_connection(store: Store, connection: str, configured: set[str]) -> None:
+    if connection in configured:
+        return  # configured, nothing pulled yet: an empty report says so
+    mirrored = {c.connection for c in store.report_status_counts()}
+    known = ", ".join(sorted(configured | mirrored)) or "none"
+    raise ReportUsageError(f"no connection named {connection!r} (known: {known})")
+
+
+def _check_module(options: ReportOptions, found: Iterable[tuple[str, str]]) -> None:
+    mirrored = sorted({module for _, module in found})
+    if options.module in mirrored:
+        return
+    where = f" of connection {options.connection!r}" if options.connection else ""
+    known = ", ".join(mirrored) or "none; run `crmsync pull` first"
+    raise ReportUsageError(f"no module {options.module!r} in the mirror{where} (mirrored: {known})")
+
+
+def module_report(
+    store: Store,
+    connection: str,
+    module: str,
+    statuses: list[StatusCount],
+    options: ReportOptions,
+    now: datetime,
+) -> ModuleReport:
+    status = dict.fromkeys(LIFECYCLE_STATUSES, 0)
+    for row in statuses:
+        status[row.status] = status.get(row.status, 0) + row.records
+    scope = ReportScope(connection, module, IN_USE_STATUSES)
+    present = mirror_fields(store, connection, module, limit=FIELD_SAMPLE) or set()
+    category_fields = options.category_fields or _present(DEFAULT_CATEGORY_FIELDS, present)
+    key_fields = options.key_fields or _present(DEFAULT_KEY_FIELDS, present)
+    bounded = [b for b in AGE_BUCKETS if b.max_days is not None]
+    profile = store.report_profile(
+        scope,
+        time_fields=STALE_FIELDS[options.stale_field],
+        cutoffs=[cutoff(now, f"{b.max_days}d") for b in bounded],
+        fields=key_fields,
+    )
+    return ModuleReport(
+        connection=connection,
+        module=module,
+        records=sum(row.records for row in statuses),
+        status=status,
+        deleted_in_crm=sum(row.records for row in statuses if row.deleted_in_crm),
+        in_use=profile.records,
+        categories=tuple(_category(store, scope, name, options.top) for name in category_fields),
+        duplicates=tuple(_duplicates(store, scope, present, options.top)),
+        stale=_stale(options.stale_field, profile.since, profile.timed, profile.records),
+        missing=tuple(
+            MissingField(name, n, _percent(n, profile.records))
+            for name, n in profile.missing.items()
+        ),
+    )
+
+
+def _present(candidates: tuple[str, ...], present: set[str]) -> tuple[str, ...]:
+    return tuple(name for name in candidates if name in present)
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def _category(store: Store, scope: ReportScope, name: str, top: int) -> CategoryReport:
+    counts = store.report_values(scope, name, limit=top)
+    shown = sum(v.records for v in counts.top)
+    return CategoryReport(
+        field=name,
+        values=counts.top,
+        other=counts.total - counts.none - shown,
+        none=counts.none,
+        distinct=counts.distinct,
+    )
+
+
+def _duplicates(
+    store: Store, scope: ReportScope, present: set[str], top: int
+) -> Iterable[DuplicateReport]:
+    for key in DUPLICATE_KEYS:
+        field = next((f for f in key.candidates(scope.module) if f in present), None)
+        if field is None:
+            continue
+        mode = key.mode(MODES)
+        found = store.report_duplicates(scope, field, mode, limit=top)
+        yield DuplicateReport(key.name, field, mode, found.clusters, found.records, found.largest)
+
+
+def _stale(field: str, since: tuple[int, ...], timed: int, records: int) -> StaleReport:
+    """Bucket counts from the cumulative ``since`` counts (newest cutoff first): the last
+    bucket holds every timed record older than the last cutoff."""
+    buckets = []
+    newer = 0
+    for bucket, at_or_after in zip(AGE_BUCKETS, [*since, timed], strict=True):
+        buckets.append(ValueCount(bucket.label, at_or_after - newer))
+        newer = at_or_after
+    return StaleReport(field=field, buckets=tuple(buckets), unknown=records - timed)
