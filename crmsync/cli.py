@@ -28,6 +28,7 @@ class CrmsyncGroup(click.Group):
 
     LAZY_COMMANDS = {
         "report": ("crmsync.report.cli", "report_command"),
+        "serve": ("crmsync.unattended.serve_cli", "serve_command"),
         "snapshot": ("crmsync.snapshots.cli", "snapshot_group"),
     }
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 
@@ -29,6 +29,9 @@ from crmsync.plugins import PluginRegistry
 from crmsync.policy.model import Policy, parse_duration
 from crmsync.policy.validate import parse_policies
 from crmsync.schema_text import describe, key_path
+
+if TYPE_CHECKING:
+    from crmsync.unattended.schedule import ServeConfig
 
 CONFIG_ENV = "CRMSYNC_CONFIG"
 DEFAULT_CONFIG = "crmsync.toml"
@@ -71,6 +74,7 @@ CORE_SCHEMA: dict[str, Any] = {
             },
         },
         "snapshots": {"type": "object"},  # its keys: SNAPSHOTS_SCHEMA (a secret among them)
+        "serve": {"type": "object"},  # its keys: crmsync.unattended.schedule.SERVE_SCHEMA
     },
 }
 
@@ -101,6 +105,7 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
     plan_ttl: timedelta = timedelta(hours=24)
     allow_self_approval: bool = False
+    serve: ServeConfig | None = None  # [serve]: crmsync serve's jobs and endpoint
 
     @cached_property
     def snapshots(self) -> SnapshotsConfig:
@@ -173,6 +178,11 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
     config.policies = parse_policies(
         raw.get("policies", []), connections=set(config.connections), source=source
     )
+    if "serve" in raw:  # cron and time zones are checked here, so every command exits 2
+        from crmsync.unattended.schedule import parse_serve, policy_auto_apply
+
+        policies = policy_auto_apply(config.policies)
+        config.serve = parse_serve(raw["serve"], policies=policies, source=source)
     return config
 
 
