@@ -61,7 +61,7 @@ def _policy_toml(policy: dict) -> str:
     for key, value in policy.items():
         lines.append(
             f"{key} = {json.dumps(value)}"
-            if not isinstance(value, dict)
+            if not isinstance(value, dict | list)
             else f"{key} = {_inline(value)}"
         )
     return "\n".join(lines) + "\n"

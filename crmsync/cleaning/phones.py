@@ -37,6 +37,14 @@ def supported_region(code: Any) -> bool:
     return isinstance(code, str) and code in phonenumbers.SUPPORTED_REGIONS
 
 
+def region_problem(region: Any) -> str:
+    """The message for a default_region phonenumbers does not support."""
+    return (
+        f"unsupported phone region {region!r}; use an ISO 3166 code such as 'CN', 'US', 'GB'"
+        " (upper case)"
+    )
+
+
 def canonical(value: Any) -> str | None:
     """``"+86 (138) 1234-5678 ext. 9"`` -> ``"+8613812345678"``; None without digits."""
     if isinstance(value, bool):

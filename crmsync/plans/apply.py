@@ -20,6 +20,7 @@ flight at the moment of the crash are written again — at least once, never los
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from crmsync.plans.model import (
 from crmsync.plans.planner import config_hash, iso
 from crmsync.plans.restore import restored_fields
 from crmsync.plugins import PluginRegistry
+from crmsync.policy import actions
 from crmsync.pull import pull_module, select_modules
 from crmsync.store import Store
 
@@ -197,9 +199,10 @@ def _apply_module(
     pull_module(session, store, connection, info)
     for policy in policies:
         target = TARGET_STATUS.get(policy.action)  # None: a field write (tag, update)
-        if policy.action not in info.actions:
+        operation = connector_operation(policy)
+        if operation not in info.actions:
             raise ConnectorError(
-                f"policy {policy.policy!r}: the connector has no {policy.action!r} operation "
+                f"policy {policy.policy!r}: the connector has no {operation!r} operation "
                 "configured for this module",
                 connection=connection,
                 module=module,
@@ -209,7 +212,7 @@ def _apply_module(
         with store.transaction() as tx:
             for item in store.plan_items(plan.id, policy.policy, states=(SENDING,)):
                 current = store.get_record(connection, module, item.record_id)
-                confirmed = current is not None and _already_written(info, policy, current)
+                confirmed = current is not None and _already_written(info, policy, current, item)
                 tx.set_item_state(item, DONE if confirmed else PENDING)
                 if confirmed:
                     after = target or item.before_status
@@ -274,12 +277,20 @@ def _apply_module(
                 on_batch(policy.policy, len(batch))
 
 
-def _already_written(info: ModuleInfo, policy: PlanPolicy, current: Any) -> bool:
+def connector_operation(policy: PlanPolicy) -> str:
+    """The connector operation that carries out a plan policy's action (classify: tag/update)."""
+    action = actions.registry.get(policy.action)
+    return action.operation(policy.params) if action is not None else policy.action
+
+
+def _already_written(info: ModuleInfo, policy: PlanPolicy, current: Any, item: PlanItem) -> bool:
     """Does the CRM (as just pulled) already show this policy's change? Used for records that
     were in flight when an apply stopped, so they are not written twice."""
     target = TARGET_STATUS.get(policy.action)
     if target is not None:
         return info.status_field is not None and current.status == target
+    if item.fields is not None:  # values computed per record (normalize, classify)
+        return all(current.data.get(k) == v for k, v in item.fields.items())
     if policy.action == "update":
         if policy.params.get("restore_data"):
             return False  # a revert: written again if in doubt (the same values, harmless)
@@ -294,6 +305,8 @@ def _already_written(info: ModuleInfo, policy: PlanPolicy, current: Any) -> bool
 def _change(
     store: Store, copies: PreChangeSnapshots, info: ModuleInfo, policy: PlanPolicy, item: PlanItem
 ) -> StatusChange:
+    if item.fields is not None:  # computed for this record at plan time
+        return StatusChange(item.record_id, connector_operation(policy), dict(item.fields))
     fields = dict(policy.params.get("fields") or {})
     if policy.action == "tag":
         fields["tags"] = list(policy.params.get("tags") or ())
@@ -369,5 +382,23 @@ class _Auditor:
             run_id=self.run_id,
             snapshot_id=item.snapshot_id or self.snapshot_id,
             policy=self.policy.policy,
-            detail={"recovered_after_interruption": True} if recovered else {},
+            detail={
+                **audit_detail(item),
+                **({"recovered_after_interruption": True} if recovered else {}),
+            },
         )
+
+
+def audit_detail(item: PlanItem) -> dict[str, Any]:
+    """What the audit log keeps of an item's plan detail: the survivor of a duplicate cluster
+    and a digest of the cluster's key; the names of fields written. Never field values (the
+    log keeps none: crmsync.audit.model), so the key itself stays in the plan."""
+    detail = item.detail or {}
+    out: dict[str, Any] = {}
+    if "survivor" in detail:
+        out["survivor"] = detail["survivor"]
+        key = str(detail.get("cluster"))
+        out["cluster"] = "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    if item.fields:
+        out["fields"] = sorted(item.fields)
+    return out

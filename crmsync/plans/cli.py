@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,14 @@ from crmsync.audit.model import AuditEntry
 from crmsync.errors import GuardError
 from crmsync.plans.apply import ApplyResult, PlanError, apply_plan
 from crmsync.plans.model import PlanInfo
-from crmsync.plans.planner import current_operator, make_plan, sample_view, select_policies
+from crmsync.plans.planner import (
+    NAME_FIELDS,
+    current_operator,
+    make_plan,
+    sample_view,
+    select_policies,
+)
+from crmsync.store import Store
 from crmsync.ui import print_json, print_table
 
 
@@ -20,7 +28,33 @@ def _app() -> object:
     return click.get_current_context().obj
 
 
-def plan_dict(plan: PlanInfo, samples: dict[str, list[dict]] | None = None) -> dict:
+CLUSTERS_SHOWN = 10
+CHANGES_SHOWN = 5
+
+
+def plan_extras(store: Store, plan: PlanInfo) -> dict[str, dict[str, list[dict]]]:
+    """Per policy: duplicate clusters (key, survivor, records to void) and before -> after of
+    records whose values the policy computed, as stored with the plan."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    for p in plan.policies:
+        clusters = [
+            {"key": key, "survivor": survivor, "void": ids}
+            for key, survivor, ids in store.plan_clusters(plan.id, p.policy, CLUSTERS_SHOWN)
+        ]
+        changes = [
+            {"record_id": rid, "before": d.get("before", {}), "after": d["fields"]}
+            for rid, d in store.plan_details(plan.id, p.policy, CHANGES_SHOWN)
+            if "fields" in d
+        ]
+        out[p.policy] = {"clusters": clusters, "changes": changes}
+    return out
+
+
+def plan_dict(
+    plan: PlanInfo,
+    samples: dict[str, list[dict]] | None = None,
+    extras: dict[str, dict[str, list[dict]]] | None = None,
+) -> dict:
     return {
         "id": plan.id,
         "created_at": plan.created_at,
@@ -42,6 +76,7 @@ def plan_dict(plan: PlanInfo, samples: dict[str, list[dict]] | None = None) -> d
                 "guard": "exceeded: " + p.guard if p.guard else "ok",
                 "requires_approval": p.require_approval,
                 "samples": (samples or {}).get(p.policy, []),
+                **(extras or {}).get(p.policy, {}),
             }
             for p in plan.policies
         ],
@@ -66,13 +101,45 @@ def render_plan(data: dict) -> None:
             f"{' and '.join(x for x in limits if x) or 'none'})"
             + (f"  [{'; '.join(flags)}]" if flags else "")
         )
+        _render_details(p)
+    total = sum(p["records"] for p in data["policies"])
+    click.echo(f"\n{total} records would change. Apply with: crmsync apply {data['id']}")
+
+
+def _render_details(p: dict) -> None:
+    """Clusters, before -> after, or plain samples: what the plan will do to which records."""
+    shown = 0
+    if p.get("clusters"):
+        for c in p["clusters"]:
+            click.echo(
+                f"      cluster {_key_text(c['key'])}: keep {c['survivor']}, "
+                f"{p['action']} {', '.join(c['void'])}"
+            )
+            shown += len(c["void"])
+    elif p.get("changes"):
+        for c in p["changes"]:
+            diffs = "; ".join(
+                f"{k}: {_short(c['before'].get(k))} -> {_short(v)}" for k, v in c["after"].items()
+            )
+            click.echo(f"      ~ {c['record_id']}  {diffs}")
+        shown = len(p["changes"])
+    else:
         for s in p["samples"]:
             fields = ", ".join(f"{k}={v}" for k, v in s["fields"].items())
             click.echo(f"      ~ {s['record_id']}  {fields}")
-        if p["records"] > len(p["samples"]):
-            click.echo(f"      ... and {p['records'] - len(p['samples'])} more")
-    total = sum(p["records"] for p in data["policies"])
-    click.echo(f"\n{total} records would change. Apply with: crmsync apply {data['id']}")
+        shown = len(p["samples"])
+    if p["records"] > shown:
+        click.echo(f"      ... and {p['records'] - shown} more")
+
+
+def _key_text(key: object) -> str:
+    parts = key if isinstance(key, list) else [key]
+    return " + ".join(_short(part, 30) for part in parts)
+
+
+def _short(value: object, width: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @click.command("plan")
@@ -84,8 +151,6 @@ def plan_command(
     policies: Sequence[str], out: Path | None, operator: str | None, as_json: bool
 ) -> None:
     """Evaluate policies over the mirror and store a plan to review, approve and apply."""
-    import json
-
     app = _app()
     config = app.config  # type: ignore[attr-defined]
     chosen = select_policies(config, policies or None)
@@ -99,7 +164,8 @@ def plan_command(
             ]
             for p in chosen
         }
-    data = plan_dict(plan, samples)
+        extras = plan_extras(store, plan)
+    data = plan_dict(plan, samples, extras)
     if out:
         out.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     if as_json:
@@ -217,11 +283,14 @@ def _render_apply(result: ApplyResult, plan_id: str, head: object) -> None:
         click.echo(f"audit log head: seq {head.seq} {head.hash}")  # type: ignore[attr-defined]
 
 
-@click.command("plans")
+@click.group("plans", invoke_without_command=True)
 @click.option("-n", "--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def plans_command(limit: int, as_json: bool) -> None:
-    """List recent plans."""
+@click.pass_context
+def plans_command(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List recent plans (`crmsync plans show PLAN_ID` for one)."""
+    if ctx.invoked_subcommand is not None:
+        return
     app = _app()
     with app.store() as store:  # type: ignore[attr-defined]
         plans = store.list_plans(limit)
@@ -324,3 +393,27 @@ def restore_command(
         done = sum(s.get("done", 0) for s in result.counts.values())
         click.echo(f"restore plan {plan.id}: {done} records restored ({result.status})")
     _exit_for(result, plan.id)
+
+
+@plans_command.command("show")
+@click.argument("plan_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plans_show_command(plan_id: str, as_json: bool) -> None:
+    """Show a stored plan: its policies, duplicate clusters and survivors, computed changes."""
+    app = _app()
+    with app.store() as store:  # type: ignore[attr-defined]
+        plan = store.get_plan(plan_id)
+        if plan is None:
+            raise PlanError(f"no plan {plan_id!r}; `crmsync plans` lists them", path="PLAN_ID")
+        samples = {
+            p.policy: [
+                {"record_id": rid, "fields": {k: data[k] for k in NAME_FIELDS if k in data}}
+                for rid, data in store.plan_samples(plan.id, p.policy, 5)
+            ]
+            for p in plan.policies
+        }
+        data = plan_dict(plan, samples, plan_extras(store, plan))
+    if as_json:
+        print_json(data)
+    else:
+        render_plan(data)

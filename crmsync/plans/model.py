@@ -83,3 +83,12 @@ class PlanItem:
     error: str | None = None
     snapshot_id: str | None = None
     source_hash: str | None = None  # restore --data: the kept copy to put field values back from
+    # Per-record plan data (store schema 6): {"fields": {...}, "before": {...}} for a policy that
+    # computes each record's values (update with normalize, classify); {"cluster": key,
+    # "survivor": record id} for a record a duplicates policy voids. None: nothing per record.
+    detail: dict[str, Any] | None = None
+
+    @property
+    def fields(self) -> dict[str, Any] | None:
+        """The field values planned for this record, when the policy computed them."""
+        return None if self.detail is None else self.detail.get("fields")

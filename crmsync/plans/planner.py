@@ -1,7 +1,10 @@
 """``crmsync plan``: evaluate policies over the mirror (one SQL query each) and store the result.
 
 The selected record ids are copied into the plan inside the store (``INSERT ... SELECT``), so a
-plan over a million records never passes through Python one record at a time.
+plan over a million records never passes through Python one record at a time. Policies that
+compute values per record (``update`` with ``normalize``, ``classify``) do it in the same query,
+through their SQL functions, and keep only the records that would change; a duplicates policy's
+items are then annotated with their cluster's key and survivor (one more window query).
 """
 
 from __future__ import annotations
@@ -18,7 +21,19 @@ from crmsync.audit.model import AuditEntry
 from crmsync.config import Config
 from crmsync.errors import ConfigError
 from crmsync.plans.model import PLANNED, PlanInfo, PlanPolicy
-from crmsync.policy.model import DEFAULT_MAX_PERCENT, DEFAULT_MAX_RECORDS, Policy
+from crmsync.policy import actions
+from crmsync.policy.duplicates import OP as DUPLICATE_OP
+from crmsync.policy.duplicates import cluster_sql
+from crmsync.policy.filters import Scope
+from crmsync.policy.model import (
+    DEFAULT_MAX_PERCENT,
+    DEFAULT_MAX_RECORDS,
+    All,
+    AnyOf,
+    Condition,
+    Filter,
+    Policy,
+)
 from crmsync.policy.sql import select_sql
 from crmsync.store import Store
 
@@ -84,8 +99,10 @@ NAME_FIELDS = (
 
 def filter_fields(node: Any) -> list[str]:
     """Data fields a filter reads, in order of appearance (for plan samples)."""
-    from crmsync.policy.model import All, AnyOf, Condition, Not
+    from crmsync.policy.model import Not
 
+    if isinstance(node, Condition) and node.op == DUPLICATE_OP:
+        return [f for f in node.value[DUPLICATE_OP] if not f.startswith("@")]
     if isinstance(node, Condition):
         return [] if node.field.column else [node.field.label]
     if isinstance(node, All | AnyOf):
@@ -100,6 +117,49 @@ def sample_view(policy: Policy, record_id: str, data: dict[str, Any]) -> dict[st
     names = [f for f in NAME_FIELDS if f in data][:1]
     keys = list(dict.fromkeys(names + filter_fields(policy.filter)))[:5]
     return {"record_id": record_id, "fields": {k: data.get(k) for k in keys}}
+
+
+def item_query(policy: Policy, now: datetime) -> tuple[str, list[Any]]:
+    """The SELECT of a policy's plan items: ITEM_COLUMNS and the per-record detail (JSON text,
+    NULL when the action changes every record alike)."""
+    detail = actions.registry[policy.action.type].detail_sql(policy, now)
+    if detail is None:
+        return select_sql(policy, now, columns=f"{ITEM_COLUMNS}, NULL")
+    expr, params = detail
+    sql, all_params = select_sql(
+        policy, now, columns=f"{ITEM_COLUMNS}, {expr} AS detail", column_params=params
+    )
+    # MATERIALIZED: the detail is computed once per record, not again for the WHERE.
+    return (
+        f"WITH planned AS MATERIALIZED ({sql}) SELECT * FROM planned WHERE detail IS NOT NULL",
+        all_params,
+    )
+
+
+def duplicate_condition(node: Filter) -> Condition | None:
+    """The first ``duplicate_of`` condition that selects records (not under ``not``)."""
+    if isinstance(node, Condition):
+        return node if node.op == DUPLICATE_OP else None
+    if isinstance(node, All | AnyOf):
+        for item in node.items:
+            found = duplicate_condition(item)
+            if found is not None:
+                return found
+    return None
+
+
+def annotate_clusters(store: Store, plan_id: str, policy: Policy) -> int:
+    """Note on each planned record of a duplicates policy its cluster's key and survivor."""
+    condition = duplicate_condition(policy.filter)
+    action = actions.registry[policy.action.type]
+    if condition is None or action.computes_values(policy.action.params):
+        return 0
+    sql, params = cluster_sql(condition.value, Scope(policy.connection, policy.module))
+    multi = len(condition.value[DUPLICATE_OP]) > 1
+    # One field: the key as text; several: a JSON array of their keys.
+    cluster = "json(cluster)" if multi else "cluster"
+    detail = f"SELECT record_id, json_object('cluster', {cluster}, 'survivor', survivor) AS detail"
+    return store.annotate_plan_items(plan_id, policy.name, f"{detail} FROM ({sql})", params)
 
 
 def select_policies(config: Config, names: Sequence[str] | None) -> list[Policy]:
@@ -129,7 +189,7 @@ def make_plan(
     store.ensure_policy_indexes(policies, keep=[p for p in config.policies if p.enabled])
     queries: list[tuple[Policy, str, list[Any]]] = []
     for policy in policies:
-        sql, params = select_sql(policy, now, columns=ITEM_COLUMNS)
+        sql, params = item_query(policy, now)
         queries.append((policy, sql, params))
     counts = store.create_plan(
         plan_id=plan_id,
@@ -139,6 +199,9 @@ def make_plan(
         config_hash=config_hash(config),
         queries=[(p.name, sql, params) for p, sql, params in queries],
     )
+    for policy in policies:
+        if counts[policy.name]:
+            annotate_clusters(store, plan_id, policy)
     rows = []
     totals: dict[tuple[str, str], int] = {}  # policies often share a module: count it once
     for policy, _sql, _params in queries:

@@ -8,9 +8,16 @@ approval by default. Executing actions is the engine's job, not this module's.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from crmsync.policy import classify, normalize
 from crmsync.policy.model import Registry
+
+if TYPE_CHECKING:
+    from crmsync.policy.filters import SqlParams
+    from crmsync.policy.model import Policy
 
 
 class ActionType:
@@ -25,7 +32,21 @@ class ActionType:
 
     @property
     def needs_params(self) -> bool:
-        return bool(self.params_schema.get("required"))
+        return bool(self.params_schema.get("required") or self.params_schema.get("anyOf"))
+
+    def operation(self, params: Mapping[str, Any]) -> str:
+        """The connector operation that carries this action out (its name, by default)."""
+        return self.name
+
+    def computes_values(self, params: Mapping[str, Any]) -> bool:
+        """Whether each record gets values of its own (then :meth:`detail_sql` says them)."""
+        return False
+
+    def detail_sql(self, policy: Policy, now: datetime) -> SqlParams | None:
+        """A SQL expression over a mirror row giving the record's per-record plan detail
+        (JSON text; NULL: the record is not planned), or None when every record is changed
+        alike (the default)."""
+        return None
 
 
 registry: Registry[ActionType] = Registry("action")
@@ -68,22 +89,70 @@ class Tag(ActionType):
 
 @register("update")
 class Update(ActionType):
+    """Fixed values (``fields``) or values computed per record (``normalize``, see
+    :mod:`crmsync.policy.normalize`)."""
+
     params_schema = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["fields"],
+        "anyOf": [{"required": ["fields"]}, {"required": ["normalize"]}],
         "properties": {
             "fields": {
                 "type": "object",
                 "minProperties": 1,
                 "additionalProperties": {"type": ["string", "number", "boolean"]},
-            }
+            },
+            "normalize": normalize.NORMALIZE_SCHEMA,
+            "default_region": {"type": "string", "minLength": 1},
         },
     }
 
     def validate(self, params: dict[str, Any]) -> list[tuple[str, str]]:
-        return [
+        out = [
             (f"fields.{key}", "field names starting with '@' are crmsync's, not the CRM's")
             for key in params.get("fields", {})
             if key.startswith("@")
         ]
+        if "fields" in params and "normalize" in params:
+            out.append(("normalize", "use fields (fixed values) or normalize, not both"))
+        if "default_region" in params and "normalize" not in params:
+            out.append(("default_region", "only normalize reads phone numbers"))
+        return out + normalize.problems(params)
+
+    def computes_values(self, params: Mapping[str, Any]) -> bool:
+        return "normalize" in params
+
+    def detail_sql(self, policy: Policy, now: datetime) -> SqlParams | None:
+        if "normalize" not in policy.action.params:
+            return None
+        spec = normalize.spec_text(dict(policy.action.params))
+        return f"{normalize.SQL_FUNCTION}(?, data)", [spec]
+
+
+@register("classify")
+class Classify(ActionType):
+    """Rules that tag records or set fields (see :mod:`crmsync.policy.classify`)."""
+
+    params_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["rules"],
+        "properties": {
+            "rules": classify.RULES_SCHEMA,
+            "match": {"enum": list(classify.MATCH)},
+        },
+    }
+    from_statuses = ("active", "archived")
+
+    def operation(self, params: Mapping[str, Any]) -> str:
+        return classify.operation(params)
+
+    def computes_values(self, params: Mapping[str, Any]) -> bool:
+        return True
+
+    def detail_sql(self, policy: Policy, now: datetime) -> SqlParams | None:
+        from crmsync.policy.filters import Scope
+
+        mask, params = classify.mask_sql(policy.rules, now, Scope(policy.connection, policy.module))
+        spec = classify.spec_text(dict(policy.action.params))
+        return f"{classify.SQL_FUNCTION}(?, {mask}, data)", [spec, *params]

@@ -89,7 +89,7 @@ from datetime import datetime
 from typing import Any
 
 from crmsync.cleaning import keys as clean_keys
-from crmsync.cleaning.phones import supported_region
+from crmsync.cleaning.phones import region_problem, supported_region
 from crmsync.policy import filters
 from crmsync.policy.filters import FieldSQL, FilterOp, Scope, SqlParams, time_key_sql
 from crmsync.policy.model import DEFAULT_TIME_FIELD, PSEUDO_FIELDS, FieldRef
@@ -304,13 +304,6 @@ class DuplicateOf(FilterOp):
             )
         sub, params = window_sql(value, scope)
         return f"{f.v} IN (SELECT record_id FROM ({sub}) WHERE rn > 1)", params
-
-
-def region_problem(region: Any) -> str:
-    return (
-        f"unsupported phone region {region!r}; use an ISO 3166 code such as 'CN', 'US', 'GB'"
-        " (upper case)"
-    )
 
 
 # Top-level fields with a value: not null, not blank text (only ASCII whitespace and the

@@ -131,6 +131,7 @@ class Policy:
     max_percent: float | None = None
     require_approval: bool = False
     auto_apply: bool = False
+    rules: tuple[Any, ...] = ()  # classify: crmsync.policy.classify.Rule, in order
 
 
 # --------------------------------------------------------------------------- registry

@@ -56,6 +56,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -234,12 +235,19 @@ def _scope(policy: Policy, now: datetime) -> SqlParams:
     return f"{scope} AND {where}", scoped + params
 
 
-def select_sql(policy: Policy, now: datetime, columns: str = SELECT_COLUMNS) -> SqlParams:
-    """One query: the live records of the policy's connection/module its action would touch."""
+def select_sql(
+    policy: Policy,
+    now: datetime,
+    columns: str = SELECT_COLUMNS,
+    column_params: Sequence[Any] = (),
+) -> SqlParams:
+    """One query: the live records of the policy's connection/module its action would touch.
+    ``column_params`` are the parameters of ``columns``' placeholders (bound before WHERE's)."""
     where, params = _scope(policy, now)
     # '+record_id': sort the (few) selected rows rather than walk the primary key in order,
     # which would read every record of the module instead of using the policy's index.
-    return f"SELECT {columns} FROM mirror WHERE {where} ORDER BY +record_id", params
+    sql = f"SELECT {columns} FROM mirror WHERE {where} ORDER BY +record_id"
+    return sql, [*column_params, *params]
 
 
 def count_sql(policy: Policy, now: datetime) -> SqlParams:

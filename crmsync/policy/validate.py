@@ -22,7 +22,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from crmsync.errors import ConfigError
-from crmsync.policy import actions, filters
+from crmsync.policy import actions, classify, filters
+from crmsync.policy.classify import Rule
 from crmsync.policy.model import (
     DEFAULT_MAX_PERCENT,
     DEFAULT_MAX_RECORDS,
@@ -43,10 +44,14 @@ from crmsync.schema_text import describe, key_path, type_name
 
 KnownFields = Mapping[tuple[str, str], Collection[str]]
 
+# Action parameters that may also be written at the policy level, next to ``action = "..."``
+# (``[[policies.rules]]`` reads better than ``[[policies.action.rules]]``).
+HOISTED_PARAMS = ("rules", "match", "normalize", "default_region")
+
 POLICY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "connection", "module", "action", "filter"],
+    "required": ["name", "connection", "module", "action"],
     "properties": {
         "name": {"type": "string", "pattern": POLICY_NAME_PATTERN},
         "connection": {"type": "string", "minLength": 1},
@@ -59,8 +64,11 @@ POLICY_SCHEMA: dict[str, Any] = {
         "max_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
         "require_approval": {"type": "boolean"},
         "auto_apply": {"type": "boolean"},
+        **{key: {} for key in HOISTED_PARAMS},  # checked by the action's own schema
     },
 }
+# Actions whose policies may leave out ``filter`` (their rules say which records).
+FILTER_OPTIONAL = ("classify",)
 
 LOGICAL_KEYS = ("all", "any", "not")
 TIME_OPS = ("older_than", "newer_than")
@@ -169,9 +177,17 @@ class _PolicyChecker:
             )
         if self.known_fields is not None:
             self.fields = self.known_fields.get((table["connection"], table["module"]))
-        action = self.action(table["action"], f"{self.prefix}.action")
-        node = self.filter(table["filter"], f"{self.prefix}.filter")
-        if action is None or node is None:
+        hoisted = {k: table[k] for k in HOISTED_PARAMS if k in table}
+        action = self.action(table["action"], f"{self.prefix}.action", hoisted)
+        if "filter" in table:
+            node = self.filter(table["filter"], f"{self.prefix}.filter")
+        elif action is not None and action.type in FILTER_OPTIONAL:
+            node = All(())
+        else:
+            self.problem(f"{self.prefix}.filter", "required key is missing")
+            node = None
+        rules = self.rules(action, hoisted) if action is not None else ()
+        if action is None or node is None or rules is None:
             return None
 
         action_type = actions.registry[action.type]
@@ -199,6 +215,7 @@ class _PolicyChecker:
             max_percent=None if max_percent is None else float(max_percent),
             require_approval=require_approval,
             auto_apply=auto_apply,
+            rules=rules,
         )
 
     # ------------------------------------------------------------------ structure helpers
@@ -214,7 +231,7 @@ class _PolicyChecker:
 
     # ------------------------------------------------------------------ action
 
-    def action(self, spec: Any, path: str) -> Action | None:
+    def action(self, spec: Any, path: str, hoisted: dict[str, Any]) -> Action | None:
         if isinstance(spec, str):
             kind, params = spec, {}
             type_path = path
@@ -229,19 +246,62 @@ class _PolicyChecker:
         if action_type is None:
             self.problem(type_path, _unknown("action", kind, actions.registry.names()))
             return None
-        if isinstance(spec, str) and action_type.needs_params:
-            needed = ", ".join(action_type.params_schema["required"])
+        for key in sorted(set(hoisted) & set(params)):
+            self.problem(f"{self.prefix}.{key}", f"given twice: here and in action.{key}")
+        params = {**params, **hoisted}
+
+        def where(key: str) -> str:  # hoisted keys are reported where they were written
+            return self.prefix if key in hoisted else path
+
+        if isinstance(spec, str) and action_type.needs_params and not hoisted:
+            needed = " or ".join(_needed(action_type.params_schema))
             self.problem(
                 path,
                 f"action {kind!r} needs {needed}: write action = {{ type = {kind!r}, {needed}"
                 " = ... }",
             )
             return None
-        if not self.schema(action_type.params_schema, params, path):
+        errors = sorted(
+            Draft202012Validator(action_type.params_schema).iter_errors(params),
+            key=lambda e: [str(p) for p in e.absolute_path],
+        )
+        for error in errors:
+            top = str(error.absolute_path[0]) if error.absolute_path else ""
+            self.problem(*_describe(error, where(top)))
+        if errors:
             return None
         for sub, message in action_type.validate(params):
-            self.problem(f"{path}.{sub}", message)
+            self.problem(f"{where(sub.split('.')[0].split('[')[0])}.{sub}", message)
         return Action(kind, params)
+
+    def rules(self, action: Action, hoisted: dict[str, Any]) -> tuple[Rule, ...] | None:
+        """Classify rules, their ``when`` filters checked like a policy's; None on problems."""
+        if "rules" not in action.params:
+            return ()
+        base = self.prefix if "rules" in hoisted else f"{self.prefix}.action"
+        out = []
+        for i, raw in enumerate(action.params["rules"]):
+            path = f"{base}.rules[{i}]"
+            if not isinstance(raw, dict):
+                self.problem(path, f"expected a table (when, tags, set), got {type_name(raw)}")
+                continue
+            if not self.schema(classify.RULE_SCHEMA, raw, path):
+                continue
+            for sub, message in classify.rule_problems(raw):
+                self.problem(f"{path}.{sub}", message)
+            when = self.filter(raw["when"], f"{path}.when") if "when" in raw else All(())
+            if when is not None:
+                out.append(
+                    classify.Rule(
+                        when=when,
+                        tags=tuple(raw.get("tags") or ()),
+                        set=dict(raw.get("set") or {}),
+                        name=raw.get("name", ""),
+                    )
+                )
+        if len(out) != len(action.params["rules"]):
+            return None
+        return tuple(out)
 
     # ------------------------------------------------------------------ filter
 
@@ -407,6 +467,12 @@ def mirror_fields(
 
 
 # --------------------------------------------------------------------------- messages
+
+
+def _needed(schema: Mapping[str, Any]) -> list[str]:
+    if schema.get("required"):
+        return [", ".join(schema["required"])]
+    return [", ".join(alt["required"]) for alt in schema.get("anyOf", [])]
 
 
 def _unknown(kind: str, got: Any, known: list[str]) -> str:

@@ -341,6 +341,21 @@ class Store(ABC):
     @abstractmethod
     def plan_samples(self, plan_id: str, policy: str, limit: int) -> list[tuple[str, dict]]: ...
 
+    @abstractmethod
+    def annotate_plan_items(self, plan_id: str, policy: str, sql: str, params: list[Any]) -> int:
+        """Set items' per-record ``detail`` from a query of (record_id, detail JSON text)."""
+
+    @abstractmethod
+    def plan_details(
+        self, plan_id: str, policy: str, limit: int
+    ) -> list[tuple[str, dict[str, Any]]]: ...
+
+    @abstractmethod
+    def plan_clusters(
+        self, plan_id: str, policy: str, limit: int
+    ) -> list[tuple[Any, str, list[str]]]:
+        """Duplicate clusters of a plan, largest first: (key, survivor, voided record ids)."""
+
     # -- pre-change copies: data in the snapshot repository, which copy is where in the store
     @abstractmethod
     def iter_unsnapshotted_items(

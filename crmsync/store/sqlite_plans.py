@@ -20,8 +20,14 @@ from crmsync.policy.model import Policy
 
 _ITEM_COLUMNS = (
     "plan_id, policy, connection, module, record_id, planned_modified_at, planned_hash,"
-    " before_status, state, error, snapshot_id, source_hash"
+    " before_status, state, error, snapshot_id, source_hash, detail"
 )
+
+
+def _item(row: Sequence[Any]) -> PlanItem:
+    """A PlanItem from a row of ``_ITEM_COLUMNS`` (detail is stored as JSON text)."""
+    detail = row[12]
+    return PlanItem(*row[:12], detail=json.loads(detail) if detail is not None else None)
 
 
 def _now() -> str:
@@ -111,8 +117,8 @@ class PlanStoreMixin:
     ) -> dict[str, int]:
         """Store a plan being made, copying each policy's selected records into it in SQL
         (``queries``: (policy, SELECT of connection, module, record_id, modified_at,
-        content_hash, status; its params)). Returns records per policy. The plan stays
-        ``creating`` until :meth:`set_plan_policies` completes it."""
+        content_hash, status, detail (JSON text or NULL); its params)). Returns records per
+        policy. The plan stays ``creating`` until :meth:`set_plan_policies` completes it."""
         counts: dict[str, int] = {}
         with self._tx() as db:
             db.execute(
@@ -123,7 +129,7 @@ class PlanStoreMixin:
             for policy, sql, params in queries:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO plan_items (plan_id, policy, connection, module,"
-                    " record_id, planned_modified_at, planned_hash, before_status)"
+                    " record_id, planned_modified_at, planned_hash, before_status, detail)"
                     f" SELECT ?, ?, * FROM ({sql})",
                     [plan_id, policy, *params],
                 )
@@ -273,7 +279,7 @@ class PlanStoreMixin:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [PlanItem(*row) for row in self._db.execute(sql, params)]
+        return [_item(row) for row in self._db.execute(sql, params)]
 
     def iter_plan_items(
         self, plan_id: str, policy: str, *, states: Sequence[str], batch: int = 1000
@@ -305,7 +311,7 @@ class PlanStoreMixin:
             " ORDER BY i.record_id LIMIT ?",
             (plan_id, policy, after, limit),
         ).fetchall()
-        return [(PlanItem(*row[:-1]), bool(row[-1])) for row in rows]
+        return [(_item(row[:-1]), bool(row[-1])) for row in rows]
 
     def count_plan_items(self, plan_id: str, *, states: Sequence[str]) -> int:
         marks = ", ".join("?" * len(states))
@@ -313,6 +319,47 @@ class PlanStoreMixin:
             f"SELECT count(*) FROM plan_items WHERE plan_id = ? AND state IN ({marks})",
             (plan_id, *states),
         ).fetchone()[0]
+
+    def annotate_plan_items(self, plan_id: str, policy: str, sql: str, params: list[Any]) -> int:
+        """Set ``detail`` of a plan's items from ``sql`` (rows of record_id, detail JSON text)."""
+        with self._tx() as db:
+            cur = db.execute(
+                f"UPDATE plan_items SET detail = d.detail FROM ({sql}) AS d"
+                " WHERE plan_items.plan_id = ? AND plan_items.policy = ?"
+                " AND plan_items.record_id = d.record_id",
+                [*params, plan_id, policy],
+            )
+            return max(cur.rowcount, 0)
+
+    def plan_details(
+        self, plan_id: str, policy: str, limit: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(record_id, detail) of up to ``limit`` items that have one, by record id."""
+        return [
+            (rid, json.loads(detail))
+            for rid, detail in self._db.execute(
+                "SELECT record_id, detail FROM plan_items WHERE plan_id = ? AND policy = ?"
+                " AND detail IS NOT NULL ORDER BY record_id LIMIT ?",
+                (plan_id, policy, limit),
+            )
+        ]
+
+    def plan_clusters(
+        self, plan_id: str, policy: str, limit: int
+    ) -> list[tuple[Any, str, list[str]]]:
+        """Up to ``limit`` duplicate clusters of a plan, largest first: (key — text, or a list
+        for a key of several fields —, survivor, the record ids the plan voids)."""
+        rows = self._db.execute(
+            "SELECT json_extract(detail, '$.cluster') AS k, json_type(detail, '$.cluster'),"
+            " json_extract(detail, '$.survivor'), json_group_array(record_id) FROM plan_items"
+            " WHERE plan_id = ? AND policy = ? AND json_extract(detail, '$.cluster') IS NOT NULL"
+            " GROUP BY k ORDER BY count(*) DESC, k LIMIT ?",
+            (plan_id, policy, limit),
+        ).fetchall()
+        return [
+            (json.loads(key) if kind == "array" else key, survivor, sorted(json.loads(ids)))
+            for key, kind, survivor, ids in rows
+        ]
 
     def plan_samples(self, plan_id: str, policy: str, limit: int) -> list[tuple[str, dict]]:
         return [
