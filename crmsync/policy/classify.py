@@ -35,7 +35,8 @@ carries ``{"fields": {new values}, "before": {old values}, "rules": [indexes]}``
 
 **Write-back.** Through the connector's ``tag`` operation when a rule adds tags (fields a rule
 sets travel with it, as extra fields of the change); through ``update`` when the rules only set
-fields. The ``tags`` value sent is the record's whole new list.
+fields. The ``tags`` value sent is the record's whole new list (also when only a field changes:
+the tag operation always carries it).
 
 **SQL.** Each rule's filter compiles to a 0/1 expression; ``(r0 << 0) + (r1 << 1) + ...`` is
 the record's rule mask, and ``crmsync_classify(spec, mask, data)`` (a Python SQL function)
@@ -110,7 +111,7 @@ def operation(params: Mapping[str, Any]) -> str:
 
 def spec_text(params: Mapping[str, Any]) -> str:
     rules = [{"tags": r.get("tags") or [], "set": r.get("set") or {}} for r in params["rules"]]
-    spec = {"match": params.get("match", "first"), "rules": rules}
+    spec = {"match": params.get("match", "first"), "rules": rules, "op": operation(params)}
     return orjson.dumps(spec, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -128,16 +129,16 @@ def mask_sql(rules: tuple[Rule, ...], now: datetime, scope: Scope) -> SqlParams:
 
 
 @lru_cache(maxsize=64)
-def _spec(text: str) -> tuple[str, list[dict[str, Any]]]:
+def _spec(text: str) -> tuple[str, list[dict[str, Any]], bool]:
     spec = orjson.loads(text)
-    return spec["match"], spec["rules"]
+    return spec["match"], spec["rules"], spec.get("op") == "tag"
 
 
 def changes(spec: str, mask: int, data: dict[str, Any]) -> dict[str, Any] | None:
     """The record's ``{"fields", "before", "rules"}`` for its rule mask, or None."""
     if not mask:
         return None
-    match, rules = _spec(spec)
+    match, rules, by_tag = _spec(spec)
     chosen = [i for i in range(len(rules)) if mask >> i & 1]
     if match == "first":
         chosen = chosen[:1]
@@ -158,6 +159,8 @@ def changes(spec: str, mask: int, data: dict[str, Any]) -> dict[str, Any] | None
             new[key] = value
     if not new:
         return None
+    if by_tag and TAGS_FIELD not in new:
+        new[TAGS_FIELD] = tags  # the tag operation always carries the record's whole list
     before = {k: data.get(k) for k in new}
     return {"fields": new, "before": before, "rules": chosen}
 
