@@ -28,6 +28,7 @@ class CrmsyncGroup(click.Group):
 
     LAZY_COMMANDS = {
         "report": ("crmsync.report.cli", "report_command"),
+        "run": ("crmsync.unattended.run_cli", "run_command"),
         "serve": ("crmsync.unattended.serve_cli", "serve_command"),
         "snapshot": ("crmsync.snapshots.cli", "snapshot_group"),
     }
@@ -279,32 +280,19 @@ def status(app: AppContext, as_json: bool) -> None:
 
 @cli.command()
 @click.option("-n", "--limit", default=20, show_default=True, help="How many runs.")
+@click.option("--kind", help="Only runs of this kind (run, pull, apply...).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def runs(app: AppContext, limit: int, as_json: bool) -> None:
-    """List recent runs, newest first."""
+def runs(app: AppContext, limit: int, kind: str | None, as_json: bool) -> None:
+    """List recent runs, newest first: outcome, records, duration, API calls."""
+    from crmsync.unattended.history import RUNS_HEADERS, run_dict, run_row
+
     with app.store() as store:
-        items = store.runs(limit=limit)
+        items = store.runs(limit=limit, kind=kind)
     if as_json:
-        print_json([vars(r) for r in items])
+        print_json([run_dict(r) for r in items])
         return
-    print_table(
-        None,
-        ("id", "kind", "connection", "module", "started", "status", "records", "error"),
-        [
-            (
-                r.id,
-                r.kind,
-                r.connection,
-                r.module,
-                r.started_at,
-                r.status,
-                r.summary.get("records"),
-                r.error,
-            )
-            for r in items
-        ],
-    )
+    print_table(None, RUNS_HEADERS, [run_row(r) for r in items])
 
 
 # --------------------------------------------------------------------------- sandbox, demo

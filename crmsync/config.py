@@ -75,6 +75,8 @@ CORE_SCHEMA: dict[str, Any] = {
         },
         "snapshots": {"type": "object"},  # its keys: SNAPSHOTS_SCHEMA (a secret among them)
         "serve": {"type": "object"},  # its keys: crmsync.unattended.schedule.SERVE_SCHEMA
+        "run": {"type": "object"},  # its keys: RUN_SCHEMA (crmsync run)
+        "notify": {"type": "object"},  # its keys: NOTIFY_SCHEMA (secrets among them)
     },
 }
 
@@ -111,6 +113,16 @@ class Config:
     def snapshots(self) -> SnapshotsConfig:
         """The ``[snapshots]`` table (validated by :func:`parse_config`), paths resolved."""
         return snapshots_config(self.raw.get("snapshots", {}), self.path, self.store_path)
+
+    @cached_property
+    def run(self) -> RunConfig:
+        """The ``[run]`` table: what `crmsync run` does after pull, plan and apply."""
+        return run_config(self.raw.get("run", {}))
+
+    @cached_property
+    def notify(self) -> NotifyConfig:
+        """The ``[notify]`` table: whom unattended runs tell (webhooks; plugins' own tables)."""
+        return notify_config(self.raw.get("notify", {}))
 
     def connection(self, name: str) -> ConnectionConfig:
         try:
@@ -149,6 +161,7 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
 
     _raise_first(Draft202012Validator(CORE_SCHEMA), raw, "", source)
     check_snapshots(raw.get("snapshots", {}), source)
+    check_run_and_notify(raw, source)
 
     base = path.parent if path else Path.cwd()
     store_path = Path(raw.get("store", {}).get("path", DEFAULT_STORE)).expanduser()
@@ -250,6 +263,112 @@ def snapshots_config(
         cache_dir=resolve(table["cache_dir"]) if table.get("cache_dir") else None,
         keep=dict(table.get("keep", {})),
     )
+
+
+# --------------------------------------------------------------------------- [run], [notify]
+# `crmsync run` and the notifications of unattended runs (crmsync.unattended; `crmsync serve`'s
+# own [serve] table is elsewhere).
+
+NOTIFY_EVENTS = ("failure", "awaiting_approval", "recovery")
+WEBHOOK_TEMPLATES = ("dingtalk", "slack", "generic")
+RUN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "snapshot": {"type": "boolean"},  # a whole-mirror snapshot after the apply step
+        "retention": {"type": "boolean"},  # then forget by [snapshots.keep], and prune
+    },
+}
+NOTIFY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "webhooks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["url"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "url": {"type": "string", "secret": True},  # webhook URLs carry tokens
+                    "template": {"enum": list(WEBHOOK_TEMPLATES)},
+                    "secret": {"type": "string", "secret": True},  # DingTalk signing secret
+                    "on": {
+                        "type": "array",
+                        "items": {"enum": list(NOTIFY_EVENTS)},
+                        "uniqueItems": True,
+                    },
+                    "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+                    "retries": {"type": "integer", "minimum": 0, "maximum": 10},
+                },
+            },
+        },
+    },
+    # [notify.NAME]: the settings of a notifier plugin, which it validates itself
+    "additionalProperties": {"type": "object"},
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    snapshot: bool = False
+    retention: bool = False
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    name: str
+    url: SecretRef
+    template: str = "generic"
+    secret: SecretRef | None = None
+    on: tuple[str, ...] = NOTIFY_EVENTS
+    timeout: float = 10.0
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhooks: tuple[WebhookConfig, ...] = ()
+    tables: dict[str, Any] = field(default_factory=dict)  # [notify.NAME] for plugins
+
+
+def check_run_and_notify(raw: Mapping[str, Any], source: str | None) -> None:
+    _raise_first(SettingsValidator(RUN_SCHEMA), raw.get("run", {}), "run", source)
+    _raise_first(SettingsValidator(NOTIFY_SCHEMA), raw.get("notify", {}), "notify", source)
+    if raw.get("run", {}).get("retention") and not raw.get("snapshots", {}).get("keep"):
+        raise ConfigError(
+            "retention needs a keep policy: set [snapshots.keep] (e.g. daily = 7)",
+            path="run.retention",
+            source=source,
+        )
+
+
+def run_config(table: Mapping[str, Any]) -> RunConfig:
+    return RunConfig(
+        snapshot=bool(table.get("snapshot", False)), retention=bool(table.get("retention", False))
+    )
+
+
+def notify_config(table: Mapping[str, Any]) -> NotifyConfig:
+    hooks = []
+    for i, item in enumerate(table.get("webhooks", [])):
+        key = f"notify.webhooks[{i}]"
+        template = item.get("template", "generic")
+        hooks.append(
+            WebhookConfig(
+                name=item.get("name") or f"{template} webhook #{i + 1}",
+                url=secrets.make_ref(item["url"], f"{key}.url"),
+                template=template,
+                secret=secrets.make_ref(item["secret"], f"{key}.secret")
+                if item.get("secret")
+                else None,
+                on=tuple(item.get("on", NOTIFY_EVENTS)),
+                timeout=float(item.get("timeout", 10.0)),
+                retries=int(item.get("retries", 3)),
+            )
+        )
+    tables = {k: v for k, v in table.items() if k != "webhooks"}
+    return NotifyConfig(webhooks=tuple(hooks), tables=tables)
 
 
 # --------------------------------------------------------------------------- error text

@@ -1,4 +1,5 @@
-"""Errors users see. Each carries the exit code the CLI returns (DESIGN.md: 1, 2, 3)."""
+"""Errors users see. Each carries the exit code the CLI returns (DESIGN.md: 1, 2, 3; `crmsync
+run` adds 4 and 75)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_GUARD = 3
+# crmsync run (crmsync.unattended): a person is needed (plans await approval), and "not done,
+# nothing wrong, try again later" (another run holds the lock, or the run was stopped).
+EXIT_ATTENTION = 4
+EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL
 
 
 class CrmsyncError(Exception):

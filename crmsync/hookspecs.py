@@ -154,6 +154,40 @@ class RecordResult:
 
 
 @dataclass(frozen=True)
+class Notification:
+    """What an unattended run (``crmsync run``, ``crmsync serve``) tells a person.
+
+    ``kind``: ``failure`` (the run failed or a guard stopped it), ``awaiting_approval`` (a plan
+    it made waits for a person; sent once per plan) or ``recovery`` (the first good run after
+    a failed one). ``title`` is one line, ``text`` a few plain-text lines for a chat message;
+    the rest is the same as data. Nothing in it is a secret.
+    """
+
+    kind: str
+    title: str
+    text: str
+    run_id: int
+    status: str  # the run's: ok | failed | partial | awaiting_approval
+    exit_code: int
+    started: str  # ISO-8601 UTC
+    finished: str
+    host: str
+    errors: tuple[str, ...] = ()
+    # awaiting_approval: {"id", "policy", "action", "connection", "module", "records",
+    # "expires_at"} per plan
+    plans: tuple[Mapping[str, Any], ...] = ()
+    counts: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "title": self.title, "text": self.text, "run_id": self.run_id,
+            "status": self.status, "exit_code": self.exit_code, "started": self.started,
+            "finished": self.finished, "host": self.host, "errors": list(self.errors),
+            "plans": [dict(p) for p in self.plans], "counts": dict(self.counts),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Setting:
     """One configuration key a connector accepts (documentation and `crmsync connectors`)."""
 
@@ -228,3 +262,15 @@ def crmsync_register_connectors(register: Callable[[Connector], None]) -> None:
 @hookspec
 def crmsync_register_commands(cli: Any) -> None:
     """Add click commands to the ``crmsync`` command group (``cli`` is a ``click.Group``)."""
+
+
+@hookspec
+def crmsync_notify(notification: Notification, config: Any) -> str | None:
+    """Tell a person about an unattended run. ``config`` is the loaded crmsync config: a
+    notifier reads its settings from ``config.notify.tables[NAME]`` (the ``[notify.NAME]``
+    table) and resolves secret references with :func:`crmsync.secrets.resolve`.
+
+    Return a short description of what was sent (for the run's log), or None when there was
+    nothing to send. Raise an exception when sending failed: it is logged, and never fails the
+    run or stops the other notifiers. Keep it bounded (timeouts): a run waits for it.
+    """
