@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from crmsync.policy.duplicates import BLANKS, dup_key, key_fields, time_field
+from crmsync.policy.duplicates import dup_key, key_fields, time_field
 from crmsync.policy.filters import cutoff
 from crmsync.policy.model import All, AnyOf, Condition, FieldRef, Filter, Not
 
@@ -131,7 +131,7 @@ def filled_fields(data: dict[str, Any]) -> int:
         1
         for v in data.values()
         if v is not None
-        and not (isinstance(v, str) and not v.strip(BLANKS))
+        and not (isinstance(v, str) and (not v or v.isspace()))
         and not (isinstance(v, list | dict) and not v)
     )
 

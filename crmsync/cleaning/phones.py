@@ -11,7 +11,7 @@ country), has no E.164 form: ``None``.
 **Speed.** ``phonenumbers.parse`` costs ~50 us, too slow for a million records. What it does to
 a canonical number depends on the region, the ``+``, the leading digits and the length (country
 code, national/trunk prefix, possible lengths), so the outcome for a *shape* — (region, ``+``,
-first 6 digits, length) — is learnt once: either "keep the last N digits after ``+CC``", or
+first 4 digits, length) — is learnt once: either "keep the last N digits after ``+CC``", or
 "no number". A shape whose result is not such a suffix (a few countries rewrite digits) is
 always parsed in full. ``tests/test_cleaning.py`` holds the shortcut to the library on the
 sandbox's numbers and on random ones.
@@ -27,7 +27,7 @@ from phonenumbers import NumberParseException, PhoneNumberFormat
 
 DIGITS = frozenset("0123456789")
 _END = frozenset("#,;")
-_SHAPE_PREFIX = 6
+_SHAPE_PREFIX = 4
 _NO_NUMBER = ""  # a learnt shape with no possible number
 _ALWAYS_PARSE = "*"
 
@@ -89,12 +89,11 @@ _MAX_RULES = 1 << 17
 def _learn(sample: str, region: str | None) -> str:
     """What a shape does, learnt from ``sample`` (one canonical number of that shape):
     ``"+CC:N"`` (E.164 is ``+CC`` and the last N digits), ``""`` (no number) or ``"*"``."""
-    e164 = _e164_slow(sample, region)
-    if e164 is None:
-        return _NO_NUMBER
-    digits = sample.lstrip("+")
     parsed = _parse(sample, region)
-    assert parsed is not None
+    if parsed is None:
+        return _NO_NUMBER
+    e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+    digits = sample.lstrip("+")
     code = str(parsed.country_code)
     national = e164[1 + len(code) :]
     if not digits.endswith(national):

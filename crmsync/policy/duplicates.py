@@ -29,7 +29,7 @@ the filter selects leaves exactly one record per key.
   whole group is archived. Among those, ``keep = "newest"`` (the default) keeps the record with
   the latest time, ``"oldest"`` the earliest, ``"most_complete"`` the one with the most
   non-empty top-level fields (not null, not ``""`` or only whitespace, not ``[]`` or ``{}``),
-  equal counts decided as ``newest`` decides (blank: only spaces, tabs, line breaks, U+3000).
+  equal counts decided as ``newest`` decides (blank: ``str.isspace``, so U+3000 too).
   The time is ``by`` (a field holding a time, read like ``older_than`` reads it; default
   ``@modified_at``); a record with no time counts as older than any record with one. Equal
   times are decided by record id (compared as text): the largest is kept with ``newest`` and
@@ -86,7 +86,10 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from crmsync.cleaning import keys as clean_keys
 from crmsync.cleaning.phones import region_problem, supported_region
@@ -99,7 +102,10 @@ OP = "duplicate_of"
 MODES = ("text", "phone", "exact", "email", "e164", "company", "name")
 KEEP = ("newest", "oldest", "most_complete")
 PARTICIPANTS = ("active", "archived")
-SQL_FUNCTION = "crmsync_dupkey"
+SQL_FUNCTION = "crmsync_dupkey"  # one field's key: (mode, json_type, value)
+KEYS_FUNCTION = "crmsync_dupkeys"  # a record's whole key: (spec, data)
+FILLED_FUNCTION = "crmsync_filled"  # non-empty top-level fields: (data)
+
 
 # E.164 country calling codes of two digits; 1 and 7 are one digit, all others three.
 TWO_DIGIT_CODES = frozenset(
@@ -218,6 +224,55 @@ def _sql_dupkey(mode: str, json_type: str | None, value: Any) -> str | None:
 
 filters.sql_functions[SQL_FUNCTION] = (3, _sql_dupkey)
 
+_MISSING = object()
+
+
+@lru_cache(maxsize=256)
+def _key_spec(spec: str) -> tuple[tuple[tuple[str, ...], Callable[[Any], str | None]], ...]:
+    return tuple((tuple(path), key_function(mode)) for path, mode in orjson.loads(spec))
+
+
+def record_key(spec: str, data: str) -> str | None:
+    """``crmsync_dupkeys(spec, data)``: the whole key of a record in one call (its JSON parsed
+    once): one field's key, or the JSON array of several; None when any field has none.
+    ``spec`` is the JSON list of [path, mode] :func:`keys_spec` writes."""
+    record = orjson.loads(data)
+    keys = []
+    for path, function in _key_spec(spec):
+        value: Any = record
+        for part in path:
+            value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is _MISSING or value is None:
+            return None
+        if isinstance(value, list | dict):
+            value = _ARRAY_OR_OBJECT
+        key = function(value)
+        if key is None:
+            return None
+        keys.append(key)
+    return keys[0] if len(keys) == 1 else orjson.dumps(keys).decode()
+
+
+def filled(value: Any) -> bool:
+    """A field value that counts for ``keep = "most_complete"``: not null, not blank text
+    (``""`` or only whitespace), not ``[]`` or ``{}``."""
+    if value is None or value == "" or value == [] or value == {}:
+        return False
+    return not (type(value) is str and value.isspace())
+
+
+def filled_count(data: str) -> int:
+    """``crmsync_filled(data)``: top-level fields with a value (``keep = "most_complete"``)."""
+    return sum(map(filled, orjson.loads(data).values()))
+
+
+def keys_spec(value: dict[str, Any]) -> str:
+    return orjson.dumps([[list(ref.path), mode] for ref, mode in key_fields(value)]).decode()
+
+
+filters.sql_functions[KEYS_FUNCTION] = (2, record_key)
+filters.sql_functions[FILLED_FUNCTION] = (1, filled_count)
+
 
 # --------------------------------------------------------------------------- the op
 
@@ -306,48 +361,32 @@ class DuplicateOf(FilterOp):
         return f"{f.v} IN (SELECT record_id FROM ({sub}) WHERE rn > 1)", params
 
 
-# Top-level fields with a value: not null, not blank text (only ASCII whitespace and the
-# ideographic space U+3000), not [] or {} (keep = most_complete).
-BLANKS = " \t\n\v\f\r\u3000"
-FILLED_SQL = (
-    "(SELECT count(*) FROM json_each(data) WHERE type != 'null'"
-    " AND NOT (type = 'text' AND trim(value, char(32, 9, 10, 11, 12, 13, 12288)) = '')"
-    " AND NOT (type IN ('array', 'object') AND length(value) = 2))"
-)
-
-
 def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -> SqlParams:
     """The ranked participants: ``record_id``, ``rn`` (1 = kept) and, with ``annotate``,
     ``cluster`` (the key as text: one field's key, or a JSON array of several) and
     ``survivor`` (the kept record's id)."""
-    keys = []
-    for i, (ref, mode) in enumerate(key_fields(value)):
-        sql = field_sql(ref)
-        keys.append((f"k{i}", f"{SQL_FUNCTION}('{mode}', {sql.t}, {sql.v})"))
     keep = value.get("keep", "newest")
     direction = "ASC" if keep == "oldest" else "DESC"
     order = f"status = 'active' DESC, tk {direction}, record_id {direction}"
     extra = ""
     if keep == "most_complete":
         order = "status = 'active' DESC, filled DESC, tk DESC, record_id DESC"
-        extra = f", {FILLED_SQL} AS filled"
+        extra = f", {FILLED_FUNCTION}(data) AS filled"
     when = time_key_sql(field_sql(time_field(value)))
     statuses = ", ".join(f"'{s}'" for s in PARTICIPANTS)
-    columns = ", ".join(f"{expr} AS {name}" for name, expr in keys)
-    names = ", ".join(name for name, _ in keys)
-    present = " AND ".join(f"{name} IS NOT NULL" for name, _ in keys)
-    window = f"PARTITION BY {names} ORDER BY {order}"
     annotations = ""
     if annotate:
-        cluster = names if len(keys) == 1 else f"json_array({names})"
-        annotations = f", {cluster} AS cluster, first_value(record_id) OVER w AS survivor"
+        annotations = ", k AS cluster, first_value(record_id) OVER w AS survivor"
+    # MATERIALIZED: each record's key is computed once (SQLite would otherwise substitute the
+    # function call into the WHERE, the PARTITION BY and the output: three calls a record).
     sub = (
-        f"SELECT record_id, row_number() OVER w AS rn{annotations}"
-        f" FROM (SELECT record_id, status, {when} AS tk{extra}, {columns} FROM mirror"
-        f" WHERE connection = ? AND module = ? AND crm_deleted_at IS NULL"
-        f" AND status IN ({statuses})) WHERE {present} WINDOW w AS ({window})"
+        f"WITH keyed AS MATERIALIZED (SELECT record_id, status, {when} AS tk{extra},"
+        f" {KEYS_FUNCTION}(?, data) AS k FROM mirror WHERE connection = ? AND module = ?"
+        f" AND crm_deleted_at IS NULL AND status IN ({statuses}))"
+        f" SELECT record_id, row_number() OVER w AS rn{annotations}"
+        f" FROM keyed WHERE k IS NOT NULL WINDOW w AS (PARTITION BY k ORDER BY {order})"
     )
-    return sub, [scope.connection, scope.module]
+    return sub, [keys_spec(value), scope.connection, scope.module]
 
 
 def cluster_sql(value: dict[str, Any], scope: Scope) -> SqlParams:
