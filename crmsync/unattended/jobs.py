@@ -1,7 +1,19 @@
-"""What each kind of serve job does: a ``crmsync run`` pass (``run_once``), or a part of one.
+"""What each kind of serve job does. Every kind is a ``run_once`` with some steps left out, so
+each takes the store's run lock (a ``crmsync run`` from cron cannot overlap it), is recorded in
+``crmsync runs``, resumes interrupted work, stops at a checkpoint, and notifies alike.
 
-Every kind goes through ``run_once`` so that each takes the store's run lock (a ``crmsync run``
-from cron cannot overlap it), records a run, resumes interrupted work and notifies alike.
+========== ============================================================================
+kind       steps
+========== ============================================================================
+run        resume, pull, plan, apply the auto_apply policies (``policies``: only those),
+           then snapshot and retention as ``[run]`` says — exactly ``crmsync run``
+pull       pull every connection (incremental)
+snapshot   pull, then a snapshot of each connection's mirror
+retention  forget snapshots by ``[snapshots.keep]``, then prune
+========== ============================================================================
+
+Jobs act as operator ``crmsync-run``, like ``crmsync run``: a plan one of them left half
+applied is finished by whichever runs next.
 """
 
 from __future__ import annotations
@@ -9,32 +21,47 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from crmsync.unattended.runlog import RunLog
 from crmsync.unattended.schedule import Job
 from crmsync.unattended.scheduler import EventLog, JobResult, RunJob
 
 if TYPE_CHECKING:
     from crmsync.config import Config
     from crmsync.plugins import PluginRegistry
+    from crmsync.unattended.run import RunOptions
 
-OPERATOR = "crmsync-serve"
 
-
-def run_options(job: Job) -> Any:
+def run_options(job: Job) -> RunOptions:
     """The ``RunOptions`` a job of each kind runs with."""
     from crmsync.unattended.run import RunOptions
 
-    operator = f"{OPERATOR}:{job.name}"
     if job.kind == "run":
-        return RunOptions(policies=tuple(job.policies), operator=operator)
-    raise ValueError(f"unknown job kind {job.kind!r}")
+        return RunOptions(policies=tuple(job.policies))
+    steps = {
+        "pull": {"pull": True, "snapshot": False, "retention": False},
+        "snapshot": {"pull": True, "snapshot": True, "retention": False},
+        "retention": {"pull": False, "snapshot": False, "retention": True},
+    }
+    return RunOptions(apply=False, **steps[job.kind])
+
+
+class ServeRunLog(RunLog):
+    """A run's steps as serve log events (``run.step``), tagged with the job."""
+
+    def __init__(self, job: Job, log: EventLog) -> None:
+        self.job, self.log = job, log
+
+    def step(self, run_id: int, record: dict[str, Any]) -> None:
+        self.log("run.step", job=self.job.name, run_id=run_id, **record)
 
 
 def job_runner(config: Config, registry: PluginRegistry, log: EventLog | None = None) -> RunJob:
-    def run_job(job: Job, stop: threading.Event) -> JobResult:
-        from crmsync.unattended.run import run_once
+    """The scheduler's ``run_job`` for the real thing."""
+    from crmsync.unattended.run import run_once
 
-        outcome = run_once(config, registry, run_options(job), stop=stop)
-        return from_outcome(outcome)
+    def run_job(job: Job, stop: threading.Event) -> JobResult:
+        sink = ServeRunLog(job, log) if log else None
+        return from_outcome(run_once(config, registry, run_options(job), log=sink, stop=stop))
 
     return run_job
 

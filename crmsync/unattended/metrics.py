@@ -63,19 +63,9 @@ def read_store(store_path: Path, now: datetime | None = None) -> StoreFigures:
 
 
 def _status_counts(store: Any) -> Iterable[tuple[str, str, str, bool, int]]:
-    report = getattr(store, "report_status_counts", None)
-    if report is not None:
-        for row in report():
-            yield row.connection, row.module, row.status, row.deleted_in_crm, row.records
-        return
-    for mc in store.module_counts():  # stores without the report query: read the records
-        counts: dict[str, int] = defaultdict(int)
-        for rec in store.iter_records(mc.connection, mc.module):
-            counts[rec.status] += 1
-        for status, n in sorted(counts.items()):
-            yield mc.connection, mc.module, status, False, n
-        if mc.deleted_in_crm:
-            yield mc.connection, mc.module, "", True, mc.deleted_in_crm
+    """(connection, module, status, deleted in the CRM, records): one grouped query."""
+    for row in store.report_status_counts():
+        yield row.connection, row.module, row.status, row.deleted_in_crm, row.records
 
 
 def awaiting_approval(store: Any, now: datetime, limit: int = 500) -> int:

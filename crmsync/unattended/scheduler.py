@@ -80,7 +80,6 @@ class Scheduler:
         self.next_due: dict[str, datetime] = {}
         self.running: str | None = None
         self.results: dict[str, JobResult] = {}
-        self.heartbeat = time.monotonic()  # last loop pass (or job start)
         self.loop_alive = False
 
     # ------------------------------------------------------------------ control
@@ -152,7 +151,6 @@ class Scheduler:
         try:
             while not self.stop_event.is_set():
                 self._wake.clear()
-                self.heartbeat = time.monotonic()
                 self.tick()
                 if self.stop_event.is_set():
                     break
@@ -172,7 +170,6 @@ class Scheduler:
         started = self.clock.now()
         t0 = time.monotonic()
         self.running = job.name
-        self.heartbeat = t0
         self.state.started(job.name, started)
         self.log("job.start", job=job.name, kind=job.kind, policies=list(job.policies))
         try:

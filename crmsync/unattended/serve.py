@@ -179,5 +179,7 @@ def _now() -> str:
 def _text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
     text = str(value)
     return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
