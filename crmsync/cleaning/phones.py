@@ -11,15 +11,21 @@ country), has no E.164 form: ``None``.
 **Speed.** ``phonenumbers.parse`` costs ~50 us, too slow for a million records. What it does to
 a canonical number depends on the region, the ``+``, the leading digits and the length (country
 code, national/trunk prefix, possible lengths), so the outcome for a *shape* — (region, ``+``,
-first 4 digits, length) — is learnt once: either "keep the last N digits after ``+CC``", or
-"no number". A shape whose result is not such a suffix (a few countries rewrite digits) is
-always parsed in full. ``tests/test_cleaning.py`` holds the shortcut to the library on the
-sandbox's numbers and on random ones.
+first 4 digits after any international call prefix, length) — is learnt once: "keep the last N
+digits after ``+CC``". A shape whose sample is no possible number (that may hang on later
+digits) or whose result is not such a suffix (a few countries rewrite digits) is always parsed
+in full. ``tests/test_cleaning.py`` holds the shortcut to the library on the sandbox's numbers
+(equal) and on random digit strings: where the library reads a number the shortcut reads the
+same one; the one known difference is that an *impossible* number (the library: no number) of a
+shape first learnt from a possible one gets a key — a trunk prefix whose removal depends on
+later digits.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from functools import cache
 from typing import Any
 
 import phonenumbers
@@ -28,8 +34,16 @@ from phonenumbers import NumberParseException, PhoneNumberFormat
 DIGITS = frozenset("0123456789")
 _END = frozenset("#,;")
 _SHAPE_PREFIX = 4
-_NO_NUMBER = ""  # a learnt shape with no possible number
+_MAX_DIGITS = 24  # E.164's 15, an international call prefix and a carrier code; more is noise
 _ALWAYS_PARSE = "*"
+
+
+@cache
+def _idd(region: str) -> re.Pattern[str] | None:
+    """The region's international call prefix (CN ``00``, US ``011``) as a regex, if any."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    pattern = metadata.international_prefix if metadata is not None else None
+    return re.compile(f"(?:{pattern})") if pattern else None
 
 
 def supported_region(code: Any) -> bool:
@@ -88,10 +102,10 @@ _MAX_RULES = 1 << 17
 
 def _learn(sample: str, region: str | None) -> str:
     """What a shape does, learnt from ``sample`` (one canonical number of that shape):
-    ``"+CC:N"`` (E.164 is ``+CC`` and the last N digits), ``""`` (no number) or ``"*"``."""
+    ``"+CC:N"`` (E.164 is ``+CC`` and the last N digits) or ``"*"`` (parse each in full)."""
     parsed = _parse(sample, region)
-    if parsed is None:
-        return _NO_NUMBER
+    if parsed is None:  # not learnt: whether a number is possible may hang on later digits
+        return _ALWAYS_PARSE
     e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
     digits = sample.lstrip("+")
     code = str(parsed.country_code)
@@ -108,16 +122,22 @@ def e164(value: Any, region: str | None) -> str | None:
         return None
     plus = number[0] == "+"
     digits = number[1:] if plus else number
-    if len(digits) < 3 or len(digits) > 17:
+    if len(digits) < 3 or len(digits) > _MAX_DIGITS:
         return None
-    shape = (region, plus, digits[:_SHAPE_PREFIX], len(digits))
+    if plus and digits[0] == "0":  # no country code starts with 0: odd input, parse in full
+        return _e164_slow(number, region)
+    prefix = _SHAPE_PREFIX
+    if not plus and region is not None:  # an international call prefix (00, 011, ...)
+        idd = _idd(region)
+        match = idd.match(digits) if idd is not None else None
+        if match:
+            prefix += match.end()
+    shape = (region, plus, digits[:prefix], len(digits))
     rule = _RULES.get(shape)
     if rule is None:
         if len(_RULES) >= _MAX_RULES:
             _RULES.clear()
         rule = _RULES[shape] = _learn(number, region)
-    if rule == _NO_NUMBER:
-        return None
     if rule == _ALWAYS_PARSE:
         return _e164_slow(number, region)
     code, keep = rule.split(":")
