@@ -425,3 +425,87 @@ def test_serve_in_process_stops_on_sigterm_with_exit_0(tmp_path, registry):
     assert "serve.stopping" in events and events[-1] == "serve.stop"
     state = StateFile(state_path(tmp_path / "m.db")).get("j")
     assert state.last_status == "interrupted" and state.unfinished
+
+
+# --------------------------------------------------------------------------- real jobs
+
+
+def test_job_kinds_map_to_run_options():
+    from crmsync.unattended.jobs import run_options
+
+    run = run_options(Job("n", "@daily", policies=("p",)))
+    assert (run.policies, run.apply, run.pull, run.snapshot, run.retention) == (
+        ("p",),
+        True,
+        True,
+        None,
+        None,
+    )
+    pull = run_options(Job("n", "@daily", kind="pull"))
+    assert (pull.apply, pull.pull, pull.snapshot, pull.retention) == (False, True, False, False)
+    snap = run_options(Job("n", "@daily", kind="snapshot"))
+    assert (snap.apply, snap.pull, snap.snapshot, snap.retention) == (False, True, True, False)
+    keep = run_options(Job("n", "@daily", kind="retention"))
+    assert (keep.apply, keep.pull, keep.snapshot, keep.retention) == (False, False, False, True)
+
+
+def test_pull_job_then_locked_job_against_the_sandbox(lc_config, lc_sandbox, tmp_path):
+    from crmsync.config import load_config
+    from crmsync.plugins import build_registry
+    from crmsync.unattended.jobs import job_runner
+    from crmsync.unattended.lock import RunLock
+
+    registry = build_registry()
+    config = load_config(lc_config, registry)
+    events = []
+    run_job = job_runner(config, registry, lambda event, **f: events.append((event, f)))
+    clock = ManualClock(T0)
+    s = make([Job("pull", "@hourly", kind="pull")], tmp_path, clock, run_job)
+    m = Metrics(s, config.store_path)
+    s.on_finish = m.record
+    result = s.run(s.jobs[0])
+    assert result.status == "ok" and result.run_id
+    assert [f["step"] for e, f in events if e == "run.step"] == ["pull"]
+    assert lc_sandbox.stats()["writes"] == {}  # a pull job plans and applies nothing
+    fams = families(m.render())
+    assert sample(fams, "crmsync_api_calls_total", connection="sandbox") > 0
+    leads = sample(fams, "crmsync_records", connection="sandbox", module="Leads", status="active")
+    assert leads > 0
+    with RunLock(config.store_path, command="crmsync run"):  # a cron run holds the lock
+        result = s.run(s.jobs[0])
+    assert result.status == "locked" and result.exit_code == 75
+    assert not s.state.get("pull").unfinished  # nothing to resume at the next start
+    assert s.unhealthy_jobs() == []
+
+
+def test_one_serve_per_store(tmp_path):
+    from crmsync.unattended.serve import ServeLocked, serve_lock
+
+    with serve_lock(tmp_path / "crmsync.serve.lock"):
+        with pytest.raises(ServeLocked) as info, serve_lock(tmp_path / "crmsync.serve.lock"):
+            pass
+        assert f"pid {os.getpid()}" in str(info.value) and info.value.exit_code == 1
+    with serve_lock(tmp_path / "crmsync.serve.lock"):  # released
+        pass
+
+
+def test_run_job_leaves_a_plan_awaiting_approval(lc_config, lc_sandbox, tmp_path):
+    from crmsync.config import load_config
+    from crmsync.plugins import build_registry
+    from crmsync.unattended.jobs import job_runner
+
+    registry = build_registry()
+    config = load_config(lc_config, registry)
+    clock = ManualClock(T0)
+    job = Job("contacts", "@daily", policies=("void-junk-contacts",))
+    s = make([job], tmp_path, clock, job_runner(config, registry))
+    m = Metrics(s, config.store_path)
+    s.on_finish = m.record
+    result = s.run(job)
+    assert result.status == "awaiting_approval" and result.exit_code == 4
+    assert len(result.awaiting_plans) == 1
+    fams = families(m.render())
+    assert sample(fams, "crmsync_plans_awaiting_approval") == 1
+    assert sample(fams, "crmsync_job_runs_total", job="contacts", outcome="awaiting_approval") == 1
+    assert s.unhealthy_jobs() == []  # waiting for a person is not a failure of serve
+    assert lc_sandbox.stats()["writes"] == {}

@@ -163,6 +163,8 @@ def test_sigterm_mid_apply_exits_0_after_the_batch_then_resumes(tmp_path, crm, r
     families = {f.name: f for f in text_string_to_metric_families(text)}
     runs = {s.labels["outcome"]: s.value for s in families["crmsync_job_runs"].samples}
     assert runs["ok"] == 1
+    calls = {s.labels["connection"]: s.value for s in families["crmsync_api_calls"].samples}
+    assert calls["sandbox"] > 0
     records = {
         (s.labels["module"], s.labels["status"]): s.value
         for s in families["crmsync_records"].samples
