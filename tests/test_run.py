@@ -273,3 +273,18 @@ def test_scheduled_snapshot_and_retention(tmp_path, lc_sandbox, env):
     code, third, _ = json_run(config, "--no-snapshot")
     assert code == 0 and third[-1]["snapshot_ids"] == []
     assert not [line for line in third if line["step"] == "snapshot"]
+
+
+def test_the_lock_excludes_threads_of_one_process_and_is_released(tmp_path):
+    from crmsync.unattended.lock import RunLock, RunLocked
+
+    store = tmp_path / "crmsync.db"
+    with RunLock(store) as first:
+        first.note(run_id=7)
+        with pytest.raises(RunLocked) as locked:
+            RunLock(store).acquire()
+        assert locked.value.exit_code == 75
+        assert f"pid {os.getpid()}" in str(locked.value) and "run 7" in str(locked.value)
+    with RunLock(store) as again:  # released cleanly: nothing stale to take over
+        assert again.stale is None
+    assert (tmp_path / "crmsync.db.lock").read_text() == ""
