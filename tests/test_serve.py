@@ -509,3 +509,23 @@ def test_run_job_leaves_a_plan_awaiting_approval(lc_config, lc_sandbox, tmp_path
     assert sample(fams, "crmsync_job_runs_total", job="contacts", outcome="awaiting_approval") == 1
     assert s.unhealthy_jobs() == []  # waiting for a person is not a failure of serve
     assert lc_sandbox.stats()["writes"] == {}
+
+
+def test_an_unexpected_error_is_named_not_quoted(tmp_path):
+    """Only crmsync's own errors are shown as they are: another exception's text might hold a
+    secret (a URL with a token), so the job reports its type."""
+    from crmsync.errors import ConnectorError
+
+    def job(j: Job, stop: threading.Event) -> JobResult:
+        raise RuntimeError("https://hooks.example/robot?token=s3cret")
+
+    s = make([Job("a", "@daily")], tmp_path, ManualClock(T0), job)
+    result = s.run(s.jobs[0])
+    assert result.status == "failed" and "s3cret" not in result.errors[0]
+    assert "RuntimeError" in s.state.get("a").last_error
+
+    def crm_down(j: Job, stop: threading.Event) -> JobResult:
+        raise ConnectorError("CRM unreachable", connection="sales")
+
+    s.run_job = crm_down
+    assert "CRM unreachable" in s.run(s.jobs[0]).errors[0]

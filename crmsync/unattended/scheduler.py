@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crmsync.errors import CrmsyncError
 from crmsync.unattended.schedule import Clock, Job, SystemClock
 from crmsync.unattended.state import JobState, StateFile, parse_iso
 
@@ -56,6 +58,14 @@ def _quiet(event: str, **fields: Any) -> None:
     pass
 
 
+def _describe(exc: Exception) -> str:
+    """crmsync's own errors are written for users and hold no secret; anything else is a bug,
+    named by its type only (its text might quote a secret)."""
+    if isinstance(exc, CrmsyncError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__} (`crmsync --debug serve` prints its traceback)"
+
+
 class Scheduler:
     def __init__(
         self,
@@ -67,6 +77,7 @@ class Scheduler:
         on_finish: Callable[[Job, JobResult, JobState], None] | None = None,
         log: EventLog | None = None,
         max_wait: float = 60.0,
+        debug: bool = False,
     ) -> None:
         self.jobs = tuple(jobs)
         self.run_job = run_job
@@ -75,6 +86,7 @@ class Scheduler:
         self.on_finish = on_finish
         self.log = log or _quiet
         self.max_wait = max_wait
+        self.debug = debug
         self.stop_event = threading.Event()
         self._wake = threading.Event()
         self.next_due: dict[str, datetime] = {}
@@ -175,9 +187,9 @@ class Scheduler:
         try:
             result = self.run_job(job, self.stop_event)
         except Exception as exc:  # a job's failure is reported; serve keeps going
-            result = JobResult(
-                status="failed", exit_code=1, errors=[f"{type(exc).__name__}: {exc}"]
-            )
+            if self.debug:
+                traceback.print_exc()
+            result = JobResult(status="failed", exit_code=1, errors=[_describe(exc)])
         finally:
             self.running = None
         finished = self.clock.now()

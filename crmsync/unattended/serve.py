@@ -54,6 +54,7 @@ def serve(
     run_job: RunJob | None = None,
     clock: Clock | None = None,
     announce: IO[str] | None = None,
+    debug: bool = False,
 ) -> int:
     """Schedule the configured jobs until stopped; returns the exit code (0)."""
     settings = serve_config(config)
@@ -71,7 +72,9 @@ def serve(
         state = StateFile(path)
         if state.problem:
             log("serve.warning", message=state.problem)
-        scheduler = Scheduler(settings.jobs, run_job, clock=clock, state=state, log=log)
+        scheduler = Scheduler(
+            settings.jobs, run_job, clock=clock, state=state, log=log, debug=debug
+        )
         metrics = Metrics(scheduler, config.store_path)
         scheduler.on_finish = metrics.record
         endpoint = None

@@ -35,5 +35,5 @@ def serve_command(listen: str | None, run_now: bool, log_format: str) -> None:
     app = click.get_current_context().obj
     config = app.config  # a bad cron expression or time zone exits 2 here
     log = json_log(sys.stderr) if log_format == "json" else text_log(sys.stderr)
-    code = serve(config, app.registry, listen=listen, run_now=run_now, log=log)
+    code = serve(config, app.registry, listen=listen, run_now=run_now, log=log, debug=app.debug)
     sys.exit(code)
