@@ -91,7 +91,7 @@ def test_failure_then_recovery(tmp_path, lc_sandbox, hooks):
     code, lines, _ = json_run(config)
     assert code == 1 and lines[-1]["status"] == "failed"
     skipped = next(line for line in lines if line["step"] == "plan")
-    assert skipped["status"] == "skipped" and skipped["reason"] == "pull failed"
+    assert skipped["status"] == "skipped" and skipped["reason"] == "its pull failed"
     [failure] = hooks.bodies(f"/all/{HOOK_TOKEN}")
     assert failure["kind"] == "failure" and failure["run_id"] == lines[-1]["run_id"]
     assert failure["status"] == "failed" and failure["exit_code"] == 1

@@ -197,6 +197,11 @@ def test_an_apply_cut_short_by_the_crm_resumes_on_the_next_run(tmp_path, lc_sand
     assert first.status == "partial" and first.exit_code == 1
     assert "503" in first.errors[0] and first.errors_by_connection == {"sandbox": 1}
     assert len(lead_writes(lc_sandbox)) == 7  # one batch
+
+    still_down = run_once(config, registry, RunOptions())  # the resume fails again
+    assert still_down.status == "partial" and len(lead_writes(lc_sandbox)) == 7
+    plan = next(s for s in still_down.steps if s["step"] == "plan")
+    assert plan["status"] == "skipped"  # not planned twice while its apply is unfinished
     lc_sandbox.clear_faults()
 
     second = run_once(config, registry, RunOptions())

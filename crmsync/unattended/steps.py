@@ -40,6 +40,7 @@ from crmsync.unattended.lock import LockHolder
 from crmsync.unattended.run import RUN_KIND, RunOptions, RunOutcome, status_and_code
 from crmsync.unattended.runlog import RunLog
 
+PULL_FAILED = "its pull failed"
 PLAN_SCAN = 500  # how many recent plans are searched for the run's own open ones
 STATE_COUNTS = ("done", "failed", "drift", "gone")
 
@@ -93,7 +94,7 @@ class RunSteps:
         self.awaiting: list[PlanInfo] = []  # plans waiting for approval (new and earlier)
         self.new_waiting: list[PlanInfo] = []  # of those, made by this run (to notify)
         self.snapshot_ids: list[str] = []
-        self.failed_connections: set[str] = set()
+        self.blocked: dict[str, str] = {}  # connection -> why later steps leave it alone
         self.write_calls: dict[str, int] = {}
         self.errors_by_connection: dict[str, int] = {}
         self.interrupted = False
@@ -207,7 +208,7 @@ class RunSteps:
             try:
                 session = open_session(self.config, self.registry, name)
             except Exception as exc:
-                self.failed_connections.add(name)
+                self.blocked.setdefault(name, PULL_FAILED)
                 self.fail("pull", exc, started, connection=name)
                 continue
             try:
@@ -222,7 +223,7 @@ class RunSteps:
                 self.record("pull", "interrupted", started, connection=name)
                 raise
             except Exception as exc:
-                self.failed_connections.add(name)
+                self.blocked.setdefault(name, PULL_FAILED)
                 self.fail("pull", exc, started, connection=name)
                 continue
             finally:
@@ -241,11 +242,15 @@ class RunSteps:
             )
 
     def plan_and_apply(self) -> None:
+        unfinished = self.unfinished()
         for policy in self.policies:
             self.checkpoint()
             started = time.monotonic()
-            if policy.connection in self.failed_connections:
-                self.record("plan", "skipped", started, policy=policy.name, reason="pull failed")
+            why = self.blocked.get(policy.connection)
+            if why is None and policy.name in unfinished:
+                why = "an earlier apply of it is unfinished"  # planned again once it is done
+            if why is not None:
+                self.record("plan", "skipped", started, policy=policy.name, reason=why)
                 continue
             waiting = self._open.get(policy.name)
             if waiting is not None:
@@ -306,9 +311,10 @@ class RunSteps:
             "policy": ",".join(pp.policy for pp in plan.policies),
             "connection": connections[0] if len(connections) == 1 else None,
         }
-        blocked = [c for c in connections if c in self.failed_connections]
+        blocked = [c for c in connections if c in self.blocked]
         if blocked:
-            self.record(step, "skipped", started, reason=f"{blocked[0]} failed earlier", **fields)
+            why = f"connection {blocked[0]!r}: {self.blocked[blocked[0]]}"
+            self.record(step, "skipped", started, reason=why, **fields)
             return
 
         def on_batch(policy: str, records: int) -> None:
@@ -328,7 +334,8 @@ class RunSteps:
             self.record(step, "interrupted", started, **fields)
             raise
         except Exception as exc:
-            self.failed_connections.update(connections)
+            for c in connections:
+                self.blocked.setdefault(c, "an apply failed")
             self.fail(step, exc, started, **fields)
             return
         states = {s: sum(c.get(s, 0) for c in result.counts.values()) for s in STATE_COUNTS}
@@ -356,7 +363,8 @@ class RunSteps:
         if wanted:
             self.checkpoint()
             started = time.monotonic()
-            names = [c for c in sorted(self.config.connections) if c not in self.failed_connections]
+            fresh = [c for c in self.config.connections if self.blocked.get(c) != PULL_FAILED]
+            names = sorted(fresh)  # a connection that could not be pulled: no stale snapshot
             try:
                 infos = maintenance.take_snapshots(
                     self.config, self.store, names, operator=self.options.operator
@@ -402,14 +410,14 @@ class RunSteps:
                 calls[row.connection] = calls.get(row.connection, 0) + n
         return calls
 
-    def resumable(self) -> bool:
-        """Is one of this run's own plans left part-way (the next run resumes it)?"""
-        return any(p.status == APPLYING for p in self._own_plans())
+    def unfinished(self) -> set[str]:
+        """Policies of this operator's plans left part-way (the next run resumes them)."""
+        return {pp.policy for p in self._own_plans() if p.status == APPLYING for pp in p.policies}
 
     def outcome(self, started: str) -> RunOutcome:
         status, code = status_and_code(
             self.errors,
-            resumable=bool(self.errors) and self.resumable(),
+            resumable=bool(self.errors) and bool(self.unfinished()),
             awaiting=bool(self.awaiting),
             interrupted=self.interrupted,
         )
