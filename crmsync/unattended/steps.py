@@ -119,6 +119,7 @@ class RunSteps:
     def error(
         self, step: str, code: int, message: str, started: float, **fields: Any
     ) -> dict[str, Any]:
+        """An error of the run; with ``connection``, one of that connection's errors."""
         self.errors.append((code, message))
         connection = fields.get("connection")
         if connection:
@@ -168,8 +169,11 @@ class RunSteps:
             names = [pp.policy for pp in plan.policies]
             if not names or not set(names) <= chosen:
                 continue
-            if plan.config_hash != current:
-                continue  # made under another config: apply would refuse it
+            if plan.config_hash != current:  # apply refuses it: a person decides
+                if plan.status == APPLYING:
+                    why = "made under another config; `crmsync apply` refuses it"
+                    self.record("resume", "skipped", time.monotonic(), plan=plan.id, reason=why)
+                continue
             if plan.status == APPLYING:
                 self.apply(plan, "resume")
             elif (
@@ -285,7 +289,7 @@ class RunSteps:
                 f"policy {policy.name!r}: blast radius exceeded ({pp.guard}); nothing was "
                 f"changed. Review plan {plan.id}; narrow the filter or raise the limits."
             )
-            self.error("plan", EXIT_GUARD, message, started, connection=pp.connection, **fields)
+            self.error("plan", EXIT_GUARD, message, started, **fields)
         elif pp.matched == 0:
             self.store.set_plan_status(plan.id, APPLIED)  # nothing to do
             self.record("plan", "ok", started, **fields)
@@ -412,7 +416,13 @@ class RunSteps:
 
     def unfinished(self) -> set[str]:
         """Policies of this operator's plans left part-way (the next run resumes them)."""
-        return {pp.policy for p in self._own_plans() if p.status == APPLYING for pp in p.policies}
+        current = config_hash(self.config)
+        return {
+            pp.policy
+            for p in self._own_plans()
+            if p.status == APPLYING and p.config_hash == current
+            for pp in p.policies
+        }
 
     def outcome(self, started: str) -> RunOutcome:
         status, code = status_and_code(
