@@ -27,6 +27,7 @@ from crmsync.report.model import (
     CategoryReport,
     DuplicateReport,
     MissingField,
+    ModuleQuery,
     ModuleReport,
     Report,
     ReportOptions,
@@ -57,15 +58,14 @@ def build_report(
         known = ", ".join(STALE_FIELDS)
         raise ReportUsageError(f"unknown stale field {options.stale_field!r}; use one of {known}")
     now = options.now or datetime.now(UTC)
-    counts = store.report_status_counts(options.connection)
+    counts = store.report_status_counts(options.connection, options.module)
+    if not counts and options.connection is not None:
+        _check_connection(store, options.connection, set(configured or ()))
+    if not counts and options.module is not None:
+        _check_module(options, store.report_status_counts(options.connection))
     by_module: dict[tuple[str, str], list[StatusCount]] = defaultdict(list)
     for count in counts:
         by_module[(count.connection, count.module)].append(count)
-    if options.connection is not None and not by_module:
-        _check_connection(store, options.connection, set(configured or ()))
-    if options.module is not None:
-        _check_module(options, by_module)
-        by_module = {k: v for k, v in by_module.items() if k[1] == options.module}
     modules = tuple(
         module_report(store, connection, module, rows, options, now)
         for (connection, module), rows in sorted(by_module.items())
@@ -85,14 +85,14 @@ def _check_connection(store: Store, connection: str, configured: set[str]) -> No
     if connection in configured:
         return  # configured, nothing pulled yet: an empty report says so
     mirrored = {c.connection for c in store.report_status_counts()}
+    if connection in mirrored:
+        return  # no longer configured, still mirrored
     known = ", ".join(sorted(configured | mirrored)) or "none"
     raise ReportUsageError(f"no connection named {connection!r} (known: {known})")
 
 
-def _check_module(options: ReportOptions, found: Iterable[tuple[str, str]]) -> None:
-    mirrored = sorted({module for _, module in found})
-    if options.module in mirrored:
-        return
+def _check_module(options: ReportOptions, found: Iterable[StatusCount]) -> None:
+    mirrored = sorted({count.module for count in found})
     where = f" of connection {options.connection!r}" if options.connection else ""
     known = ", ".join(mirrored) or "none; run `crmsync pull` first"
     raise ReportUsageError(f"no module {options.module!r} in the mirror{where} (mirrored: {known})")
@@ -109,17 +109,22 @@ def module_report(
     status = dict.fromkeys(LIFECYCLE_STATUSES, 0)
     for row in statuses:
         status[row.status] = status.get(row.status, 0) + row.records
-    scope = ReportScope(connection, module, IN_USE_STATUSES)
     present = mirror_fields(store, connection, module, limit=FIELD_SAMPLE) or set()
-    category_fields = options.category_fields or _present(DEFAULT_CATEGORY_FIELDS, present)
-    key_fields = options.key_fields or _present(DEFAULT_KEY_FIELDS, present)
-    bounded = [b for b in AGE_BUCKETS if b.max_days is not None]
-    profile = store.report_profile(
-        scope,
+    keys = [
+        (key, field)
+        for key in DUPLICATE_KEYS
+        if (field := next((f for f in key.candidates(module) if f in present), None))
+    ]
+    query = ModuleQuery(
         time_fields=STALE_FIELDS[options.stale_field],
-        cutoffs=[cutoff(now, f"{b.max_days}d") for b in bounded],
-        fields=key_fields,
+        cutoffs=tuple(cutoff(now, f"{b.max_days}d") for b in AGE_BUCKETS if b.max_days),
+        missing_fields=options.key_fields or _present(DEFAULT_KEY_FIELDS, present),
+        category_fields=options.category_fields or _present(DEFAULT_CATEGORY_FIELDS, present),
+        duplicate_keys=tuple((field, key.mode(MODES)) for key, field in keys),
+        limit=options.top,
     )
+    counts = store.report_module(ReportScope(connection, module, IN_USE_STATUSES), query)
+    profile = counts.profile
     return ModuleReport(
         connection=connection,
         module=module,
@@ -127,8 +132,22 @@ def module_report(
         status=status,
         deleted_in_crm=sum(row.records for row in statuses if row.deleted_in_crm),
         in_use=profile.records,
-        categories=tuple(_category(store, scope, name, options.top) for name in category_fields),
-        duplicates=tuple(_duplicates(store, scope, present, options.top)),
+        categories=tuple(
+            CategoryReport(
+                field=name,
+                values=found.top,
+                other=found.total - found.none - sum(v.records for v in found.top),
+                none=found.none,
+                distinct=found.distinct,
+            )
+            for name, found in zip(query.category_fields, counts.categories, strict=True)
+        ),
+        duplicates=tuple(
+            DuplicateReport(key.name, field, mode, found.clusters, found.records, found.largest)
+            for (key, field), (_, mode), found in zip(
+                keys, query.duplicate_keys, counts.duplicates, strict=True
+            )
+        ),
         stale=_stale(options.stale_field, profile.since, profile.timed, profile.records),
         missing=tuple(
             MissingField(name, n, _percent(n, profile.records))
@@ -143,30 +162,6 @@ def _present(candidates: tuple[str, ...], present: set[str]) -> tuple[str, ...]:
 
 def _percent(part: int, whole: int) -> float:
     return round(100 * part / whole, 1) if whole else 0.0
-
-
-def _category(store: Store, scope: ReportScope, name: str, top: int) -> CategoryReport:
-    counts = store.report_values(scope, name, limit=top)
-    shown = sum(v.records for v in counts.top)
-    return CategoryReport(
-        field=name,
-        values=counts.top,
-        other=counts.total - counts.none - shown,
-        none=counts.none,
-        distinct=counts.distinct,
-    )
-
-
-def _duplicates(
-    store: Store, scope: ReportScope, present: set[str], top: int
-) -> Iterable[DuplicateReport]:
-    for key in DUPLICATE_KEYS:
-        field = next((f for f in key.candidates(scope.module) if f in present), None)
-        if field is None:
-            continue
-        mode = key.mode(MODES)
-        found = store.report_duplicates(scope, field, mode, limit=top)
-        yield DuplicateReport(key.name, field, mode, found.clusters, found.records, found.largest)
 
 
 def _stale(field: str, since: tuple[int, ...], timed: int, records: int) -> StaleReport:

@@ -112,10 +112,29 @@ class StatusCount:
 
 
 @dataclass(frozen=True)
+class ModuleQuery:
+    """What :meth:`~crmsync.store.base.Store.report_module` counts in a scope.
+
+    ``time_fields``: a record's time is the first of these it has (``@modified_at`` is the
+    mirror's column); ``cutoffs``: time keys (as ``crmsync.policy.filters.cutoff`` gives),
+    newest first; ``missing_fields``: fields whose records with no value are counted;
+    ``category_fields``: fields whose values are counted; ``duplicate_keys``: (field,
+    ``crmsync_dupkey`` mode) pairs whose clusters are counted; ``limit``: values and clusters
+    listed per field or key."""
+
+    time_fields: tuple[str, ...]
+    cutoffs: tuple[str, ...]
+    missing_fields: tuple[str, ...]
+    category_fields: tuple[str, ...]
+    duplicate_keys: tuple[tuple[str, str], ...]
+    limit: int
+
+
+@dataclass(frozen=True)
 class ProfileCounts:
-    """One pass over a scope: ``records`` in it; ``since[i]``: records whose time is at or
-    after ``cutoffs[i]``; ``timed``: records with a time at all; ``missing[f]``: records with
-    no value for field ``f`` (missing, null, blank text, empty array or object)."""
+    """``records`` in the scope; ``since[i]``: records whose time is at or after
+    ``cutoffs[i]``; ``timed``: records with a time at all; ``missing[f]``: records with no
+    value for field ``f`` (missing, null, blank text, empty array or object)."""
 
     records: int
     since: tuple[int, ...]
@@ -147,6 +166,15 @@ class DuplicateCounts:
     clusters: int
     records: int
     largest: tuple[ValueCount, ...]
+
+
+@dataclass(frozen=True)
+class ModuleCounts:
+    """The answer to a :class:`ModuleQuery`: categories and duplicates in the query's order."""
+
+    profile: ProfileCounts
+    categories: tuple[ValueCounts, ...]
+    duplicates: tuple[DuplicateCounts, ...]
 
 
 # --------------------------------------------------------------------------- the report

@@ -22,13 +22,7 @@ import orjson
 from crmsync.audit.model import AuditEntry, AuditQuery, AuditRecord
 from crmsync.hookspecs import PulledRecord
 from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
-from crmsync.report.model import (
-    DuplicateCounts,
-    ProfileCounts,
-    ReportScope,
-    StatusCount,
-    ValueCounts,
-)
+from crmsync.report.model import ModuleCounts, ModuleQuery, ReportScope, StatusCount
 
 if TYPE_CHECKING:
     from crmsync.policy.model import Policy
@@ -225,30 +219,11 @@ class Store(ABC):
         """Records per (connection, module, status, deleted in the CRM or not)."""
 
     @abstractmethod
-    def report_profile(
-        self,
-        scope: ReportScope,
-        *,
-        time_fields: Sequence[str],
-        cutoffs: Sequence[str],
-        fields: Sequence[str],
-    ) -> ProfileCounts:
-        """One pass over ``scope``: its records, how many have a time (the first of
-        ``time_fields`` a record has; ``@modified_at`` is the mirror's column) at or after each
-        of ``cutoffs`` (time keys, as ``crmsync.policy.filters.cutoff`` gives), and per field
-        of ``fields`` how many have no value."""
-
-    @abstractmethod
-    def report_values(self, scope: ReportScope, field: str, *, limit: int) -> ValueCounts:
-        """The ``limit`` most frequent values of ``field`` in ``scope`` (array elements one
-        by one), with how many records have none and how many distinct values there are."""
-
-    @abstractmethod
-    def report_duplicates(
-        self, scope: ReportScope, field: str, mode: str, *, limit: int
-    ) -> DuplicateCounts:
-        """Clusters of records in ``scope`` sharing ``crmsync_dupkey(mode, field)``, and the
-        ``limit`` largest."""
+    def report_module(self, scope: ReportScope, query: ModuleQuery) -> ModuleCounts:
+        """Count what ``query`` asks of the records in ``scope``: records by age, records with
+        no value per key field, the ``query.limit`` most frequent values per category field
+        (array elements one by one) with how many records have none, and per duplicate key
+        the clusters of records sharing ``crmsync_dupkey(mode, field)`` with the largest."""
 
     # -- transactions and the audit log (append-only: there is no update or delete API)
     @abstractmethod
