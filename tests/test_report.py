@@ -197,7 +197,7 @@ def test_categories_count_scalars_per_value_and_tags_per_tag(lc_config, lc_sandb
     assert [c["field"] for c in defaults["Accounts"]["categories"]] == ["industry", "tags"]
 
 
-def test_lookup_objects_count_by_name_and_blank_values_count_as_none(tmp_path):
+def test_lookup_objects_count_by_name_blanks_as_none_and_other_statuses_apart(tmp_path):
     with open_store(tmp_path / "s.db") as store:
         run_id = store.start_run("pull", "z", "Leads")
         rows = [
@@ -205,12 +205,15 @@ def test_lookup_objects_count_by_name_and_blank_values_count_as_none(tmp_path):
             {"Owner": {"name": "Ann", "id": "1"}, "Tag": []},
             {"Owner": {"name": "Bob", "id": "2"}, "Tag": [{"name": "VIP"}]},
             {"Owner": " ", "Tag": None},
+            {"Owner": {"name": "Cy"}, "Tag": [{"name": "VIP"}]},  # on hold: not in use
         ]
-        store.commit_page(
-            "z", "Leads", run_id, [PulledRecord(str(i), row) for i, row in enumerate(rows)]
-        )
+        records = [PulledRecord(str(i), row) for i, row in enumerate(rows)]
+        records[-1] = PulledRecord("4", rows[-1], status="on_hold")
+        store.commit_page("z", "Leads", run_id, records)
         options = ReportOptions(category_fields=("Owner", "Tag"), now=NOW)
         (leads,) = build_report(store, options).modules
+    assert leads.status == {"active": 4, "archived": 0, "voided": 0, "purged": 0, "on_hold": 1}
+    assert leads.records == 5 and leads.in_use == 4
     owner, tag = leads.categories
     assert [(v.value, v.records) for v in owner.values] == [("Ann", 2), ("Bob", 1)]
     assert owner.none == 1 and owner.distinct == 2

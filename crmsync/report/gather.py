@@ -8,7 +8,6 @@ one per duplicate key.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -22,18 +21,17 @@ from crmsync.report.model import (
     DEFAULT_KEY_FIELDS,
     DUPLICATE_KEYS,
     IN_USE_STATUSES,
-    LIFECYCLE_STATUSES,
     STALE_FIELDS,
     CategoryReport,
     DuplicateReport,
     MissingField,
     ModuleQuery,
     ModuleReport,
+    ModuleStatus,
     Report,
     ReportOptions,
     ReportScope,
     StaleReport,
-    StatusCount,
     ValueCount,
 )
 from crmsync.store.base import Store
@@ -63,14 +61,8 @@ def build_report(
         _check_connection(store, options.connection, set(configured or ()))
     if not counts and options.module is not None:
         _check_module(options, store.report_status_counts(options.connection))
-    by_module: dict[tuple[str, str], list[StatusCount]] = defaultdict(list)
-    for count in counts:
-        by_module[(count.connection, count.module)].append(count)
-    modules = tuple(
-        module_report(store, connection, module, rows, options, now)
-        for (connection, module), rows in sorted(by_module.items())
-    )
-    connections = {c for c, _ in by_module}
+    modules = tuple(module_report(store, status, options, now) for status in counts)
+    connections = {m.connection for m in counts}
     if options.connection is not None:
         connections.add(options.connection)
     return Report(
@@ -91,7 +83,7 @@ def _check_connection(store: Store, connection: str, configured: set[str]) -> No
     raise ReportUsageError(f"no connection named {connection!r} (known: {known})")
 
 
-def _check_module(options: ReportOptions, found: Iterable[StatusCount]) -> None:
+def _check_module(options: ReportOptions, found: Iterable[ModuleStatus]) -> None:
     mirrored = sorted({count.module for count in found})
     where = f" of connection {options.connection!r}" if options.connection else ""
     known = ", ".join(mirrored) or "none; run `crmsync pull` first"
@@ -99,16 +91,9 @@ def _check_module(options: ReportOptions, found: Iterable[StatusCount]) -> None:
 
 
 def module_report(
-    store: Store,
-    connection: str,
-    module: str,
-    statuses: list[StatusCount],
-    options: ReportOptions,
-    now: datetime,
+    store: Store, mirrored: ModuleStatus, options: ReportOptions, now: datetime
 ) -> ModuleReport:
-    status = dict.fromkeys(LIFECYCLE_STATUSES, 0)
-    for row in statuses:
-        status[row.status] = status.get(row.status, 0) + row.records
+    connection, module = mirrored.connection, mirrored.module
     present = mirror_fields(store, connection, module, limit=FIELD_SAMPLE) or set()
     keys = [
         (key, field)
@@ -128,9 +113,9 @@ def module_report(
     return ModuleReport(
         connection=connection,
         module=module,
-        records=sum(row.records for row in statuses),
-        status=status,
-        deleted_in_crm=sum(row.records for row in statuses if row.deleted_in_crm),
+        records=mirrored.records,
+        status=dict(mirrored.status),
+        deleted_in_crm=mirrored.deleted_in_crm,
         in_use=profile.records,
         categories=tuple(
             CategoryReport(

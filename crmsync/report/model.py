@@ -103,12 +103,18 @@ class ReportScope:
 
 
 @dataclass(frozen=True)
-class StatusCount:
+class ModuleStatus:
+    """Every mirrored record of a module by lifecycle status, and how many of them were
+    deleted in the CRM (whatever their status)."""
+
     connection: str
     module: str
-    status: str
-    deleted_in_crm: bool
-    records: int
+    status: dict[str, int]
+    deleted_in_crm: int
+
+    @property
+    def records(self) -> int:
+        return sum(self.status.values())
 
 
 @dataclass(frozen=True)

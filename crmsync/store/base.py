@@ -22,7 +22,7 @@ import orjson
 from crmsync.audit.model import AuditEntry, AuditQuery, AuditRecord
 from crmsync.hookspecs import PulledRecord
 from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
-from crmsync.report.model import ModuleCounts, ModuleQuery, ReportScope, StatusCount
+from crmsync.report.model import ModuleCounts, ModuleQuery, ModuleStatus, ReportScope
 
 if TYPE_CHECKING:
     from crmsync.policy.model import Policy
@@ -215,8 +215,8 @@ class Store(ABC):
     @abstractmethod
     def report_status_counts(
         self, connection: str | None = None, module: str | None = None
-    ) -> list[StatusCount]:
-        """Records per (connection, module, status, deleted in the CRM or not)."""
+    ) -> list[ModuleStatus]:
+        """Records per lifecycle status of every mirrored (connection, module), in order."""
 
     @abstractmethod
     def report_module(self, scope: ReportScope, query: ModuleQuery) -> ModuleCounts:

@@ -27,12 +27,13 @@ from crmsync.policy.filters import FieldSQL, time_key_sql
 from crmsync.policy.model import FieldRef
 from crmsync.policy.sql import field_sql
 from crmsync.report.model import (
+    LIFECYCLE_STATUSES,
     DuplicateCounts,
     ModuleCounts,
     ModuleQuery,
+    ModuleStatus,
     ProfileCounts,
     ReportScope,
-    StatusCount,
     ValueCount,
     ValueCounts,
 )
@@ -98,20 +99,36 @@ class ReportStoreMixin:
 
     def report_status_counts(
         self, connection: str | None = None, module: str | None = None
-    ) -> list[StatusCount]:
+    ) -> list[ModuleStatus]:
+        # Sums per (connection, module) in primary-key order: no sort of a million rows. A
+        # status crmsync does not know (another tool wrote the mirror) gets a second query.
         where, args = [], []
         for column, value in (("connection", connection), ("module", module)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        known = ", ".join(f"'{s}'" for s in LIFECYCLE_STATUSES)
+        sums = "".join(f", sum(status = '{s}')" for s in LIFECYCLE_STATUSES)
         sql = (
-            "SELECT connection, module, status, crm_deleted_at IS NOT NULL, count(*)"
-            " FROM mirror"
+            f"SELECT connection, module{sums}, sum(status NOT IN ({known})),"
+            " sum(crm_deleted_at IS NOT NULL) FROM mirror"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            + " GROUP BY connection, module ORDER BY connection, module"
         )
+        out = []
         with self._scanning() as db:
-            return [StatusCount(c, m, s, bool(d), n) for c, m, s, d, n in db.execute(sql, args)]
+            for c, m, *counts, other, deleted in db.execute(sql, args).fetchall():
+                status = dict(zip(LIFECYCLE_STATUSES, counts, strict=True))
+                if other:
+                    status.update(
+                        db.execute(
+                            "SELECT status, count(*) FROM mirror WHERE connection = ?"
+                            f" AND module = ? AND status NOT IN ({known}) GROUP BY 1",
+                            (c, m),
+                        ).fetchall()
+                    )
+                out.append(ModuleStatus(c, m, status, deleted))
+        return out
 
     def report_module(self, scope: ReportScope, query: ModuleQuery) -> ModuleCounts:
         # Pass 1 copies each field's JSON type and value once (one lookup each, however many
