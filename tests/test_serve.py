@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -173,6 +174,25 @@ def test_cron_in_a_time_zone_across_dst():
     on_time = datetime(2026, 3, 1, 19, 0, tzinfo=UTC)
     assert shanghai.last_at_or_before(on_time) == on_time
     assert shanghai.last_at_or_before(on_time - timedelta(seconds=1)) == on_time - timedelta(1)
+
+
+def test_fall_back_runs_a_set_hour_job_once_and_an_hourly_one_in_both_hours():
+    at = datetime(2026, 11, 1, 4, 50, tzinfo=UTC)  # New York: 01:30 comes twice that night
+
+    def times(cron: str, n: int) -> list[datetime]:
+        job, out, t = Job("n", cron, timezone="America/New_York"), [], at
+        for _ in range(n):
+            t = job.next_after(t)
+            out.append(t)
+        return out
+
+    daily = times("30 1 * * *", 2)
+    assert daily[1] - daily[0] == timedelta(hours=25)  # not again an hour later
+    half_hourly = times("*/30 * * * *", 5)
+    assert all(b - a == timedelta(minutes=30) for a, b in itertools.pairwise(half_hourly))
+    repeat = datetime(2026, 11, 1, 6, 40, tzinfo=UTC)  # 01:40 the second time
+    job = Job("n", "30 1 * * *", timezone="America/New_York")
+    assert job.last_at_or_before(repeat) == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- scheduler
@@ -529,3 +549,20 @@ def test_an_unexpected_error_is_named_not_quoted(tmp_path):
 
     s.run_job = crm_down
     assert "CRM unreachable" in s.run(s.jobs[0]).errors[0]
+
+
+def test_lifecycle_counts_sql_agrees_with_the_default(lc_config, lc_sandbox):
+    from crmsync.config import load_config
+    from crmsync.plugins import build_registry
+    from crmsync.store import Store, open_store
+    from tests.lifecycle_support import run
+
+    assert run(lc_config, "pull").exit_code == 0
+    lc_sandbox.delete_records("Leads", lc_sandbox.ids("Leads")[:3])
+    assert run(lc_config, "pull", "--full").exit_code == 0
+    with open_store(load_config(lc_config, build_registry()).store_path) as store:
+        counts = store.lifecycle_counts()
+        assert counts == Store.lifecycle_counts(store)
+    leads = counts[("sandbox", "Leads")]
+    assert leads["deleted_in_crm"] == 3 and leads["other"] == 0
+    assert leads["active"] + leads["archived"] + leads["voided"] == len(lc_sandbox.ids("Leads"))

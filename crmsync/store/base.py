@@ -211,6 +211,20 @@ class Store(ABC):
     @abstractmethod
     def module_counts(self, connection: str | None = None) -> list[ModuleCount]: ...
 
+    def lifecycle_counts(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(connection, module) -> records still in the CRM per lifecycle status (``active``,
+        ``archived``, ``voided``; ``other`` for any other), plus ``deleted_in_crm``: the
+        gauges of ``crmsync serve``'s metrics. This default reads every record."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        for mc in self.module_counts():
+            known = ("active", "archived", "voided")
+            counts = out.setdefault((mc.connection, mc.module), dict.fromkeys((*known, "other"), 0))
+            for rec in self.iter_records(mc.connection, mc.module):
+                status = rec.status if rec.status in known else "other"
+                counts[status] = counts.get(status, 0) + 1
+            counts["deleted_in_crm"] = mc.deleted_in_crm
+        return out
+
     # -- report aggregates (crmsync.report): a few rows each, however big the mirror
     @abstractmethod
     def report_status_counts(

@@ -516,3 +516,19 @@ class SQLiteStore(PlanStoreMixin, ReportStoreMixin, Store):
             args = (connection,)
         sql += " GROUP BY connection, module ORDER BY connection, module"
         return [ModuleCount(*row) for row in self._db.execute(sql, args)]
+
+    def lifecycle_counts(self) -> dict[tuple[str, str], dict[str, int]]:
+        # sums per (connection, module), in primary-key order: no sort of the mirror
+        statuses = ("active", "archived", "voided")
+        live = "crm_deleted_at IS NULL"
+        sums = "".join(f", sum(status = '{s}' AND {live})" for s in statuses)
+        known = ", ".join(f"'{s}'" for s in statuses)
+        sql = (
+            f"SELECT connection, module{sums}, sum(status NOT IN ({known}) AND {live}),"
+            " sum(crm_deleted_at IS NOT NULL) FROM mirror GROUP BY connection, module"
+        )
+        keys = (*statuses, "other", "deleted_in_crm")
+        return {
+            (c, m): dict(zip(keys, counts, strict=True))
+            for c, m, *counts in self._db.execute(sql).fetchall()
+        }

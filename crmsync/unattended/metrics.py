@@ -51,21 +51,16 @@ def read_store(store_path: Path, now: datetime | None = None) -> StoreFigures:
     figures = StoreFigures()
     try:
         with open_store(store_path) as store:
-            for c, m, status, deleted, n in _status_counts(store):
-                if deleted:
-                    figures.deleted[(c, m)] = figures.deleted.get((c, m), 0) + n
-                else:
-                    figures.records[(c, m, status)] = n
+            for (c, m), counts in sorted(store.lifecycle_counts().items()):
+                for status, n in counts.items():
+                    if status == "deleted_in_crm":
+                        figures.deleted[(c, m)] = n
+                    elif n or status != "other":
+                        figures.records[(c, m, status)] = n
             figures.awaiting_approval = awaiting_approval(store, now or datetime.now(UTC))
     except Exception as exc:  # a scrape must answer even if the store cannot be read
         return StoreFigures(ok=False, error=f"{type(exc).__name__}: {exc}")
     return figures
-
-
-def _status_counts(store: Any) -> Iterable[tuple[str, str, str, bool, int]]:
-    """(connection, module, status, deleted in the CRM, records): one grouped query."""
-    for row in store.report_status_counts():
-        yield row.connection, row.module, row.status, row.deleted_in_crm, row.records
 
 
 def awaiting_approval(store: Any, now: datetime, limit: int = 500) -> int:

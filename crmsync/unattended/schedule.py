@@ -80,17 +80,33 @@ class Job:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def fixed_hour(self) -> bool:
+        """Runs at set hours (``0 3 * * *``, ``@daily``), not every hour or every few."""
+        fields = self.cron.split()
+        return len(fields) != 5 or "*" not in fields[1]
+
     def next_after(self, moment: datetime) -> datetime:
-        """The first scheduled time strictly after ``moment``."""
-        it = croniter(self.cron, moment.astimezone(self.zone))
-        return it.get_next(datetime).astimezone(UTC)
+        """The first scheduled time strictly after ``moment``. A job at set hours runs once
+        when clocks fall back and its time comes twice (as cron does); hourly jobs run in both."""
+        nxt = self._local(croniter(self.cron, self._local(moment)).get_next(datetime))
+        while self.fixed_hour and nxt.fold == 1:
+            nxt = self._local(croniter(self.cron, nxt).get_next(datetime))
+        return nxt.astimezone(UTC)
 
     def last_at_or_before(self, moment: datetime) -> datetime:
         """The latest scheduled time at or before ``moment``."""
-        local = moment.astimezone(self.zone)
-        if croniter.match(self.cron, local) and local.second == 0 and local.microsecond == 0:
-            return local.astimezone(UTC)
-        return croniter(self.cron, local).get_prev(datetime).astimezone(UTC)
+        local = self._local(moment)
+        if not (croniter.match(self.cron, local) and local.second == local.microsecond == 0):
+            local = self._local(croniter(self.cron, local).get_prev(datetime))
+        while self.fixed_hour and local.fold == 1:  # the repeat of an hour: not a time of its own
+            local = self._local(croniter(self.cron, local).get_prev(datetime))
+        return local.astimezone(UTC)
+
+    def _local(self, moment: datetime) -> datetime:
+        """``moment`` in the job's zone, ``fold`` set as the zone says (through UTC: croniter's
+        arithmetic can leave a stray fold on a time that is not ambiguous)."""
+        return moment.astimezone(UTC).astimezone(self.zone)
 
 
 @dataclass(frozen=True)
