@@ -169,13 +169,20 @@ def run_once(
             run_id = store.start_run(RUN_KIND, None, None)
             lock.note(run_id=run_id)
             steps = RunSteps(config, registry, store, options, policies, sink, stop, run_id)
-            if lock.stale is not None:
-                steps.took_over(lock.stale)
-            steps.execute()
+            try:
+                if lock.stale is not None:
+                    steps.took_over(lock.stale)
+                steps.execute()
+            except BaseException:  # KeyboardInterrupt (a second Ctrl-C): stop at once
+                store.finish_run(run_id, "interrupted", {"steps": steps.steps}, "interrupted")
+                raise
             outcome = steps.outcome(started)
             outcome.seconds = time.monotonic() - clock
             outcome.finished = utc_now()
-            steps.notify(outcome)
+            try:
+                steps.notify(outcome)
+            except Exception as exc:  # notifying never fails a run
+                log.error("could not notify about run %s: %r", run_id, exc)
             try:
                 store.finish_run(
                     run_id,
