@@ -271,6 +271,8 @@ def crmsync_notify(notification: Notification, config: Any) -> str | None:
     table) and resolves secret references with :func:`crmsync.secrets.resolve`.
 
     Return a short description of what was sent (for the run's log), or None when there was
-    nothing to send. Raise an exception when sending failed: it is logged, and never fails the
-    run or stops the other notifiers. Keep it bounded (timeouts): a run waits for it.
+    nothing to send. Raise when sending failed: the failure is logged (the message of a
+    :class:`crmsync.errors.CrmsyncError`, only the type of any other exception, which may quote
+    a secret) and never fails the run or stops the other notifiers. Keep it bounded (timeouts):
+    a run waits for it.
     """
