@@ -171,8 +171,9 @@ def _duplicates(m: ModuleReport) -> str:
         largest = ", ".join(
             f"<code>{esc(v.value)}</code>&nbsp;&times;{v.records}" for v in d.largest[:5]
         )
+        how = d.mode if d.field == d.key else f"{d.field}, {d.mode}"
         rows.append(
-            f'<tr><td>{esc(d.key)} <span class="muted">({esc(d.field)}, {esc(d.mode)})</span>'
+            f'<tr><td>{esc(d.key)} <span class="muted">({esc(how)})</span>'
             f'</td><td class="num">{d.clusters}</td><td class="num">{d.records}</td>'
             f'<td class="num">{d.surplus}</td><td>{largest}</td></tr>'
         )
