@@ -566,3 +566,23 @@ def test_lifecycle_counts_sql_agrees_with_the_default(lc_config, lc_sandbox):
     leads = counts[("sandbox", "Leads")]
     assert leads["deleted_in_crm"] == 3 and leads["other"] == 0
     assert leads["active"] + leads["archived"] + leads["voided"] == len(lc_sandbox.ids("Leads"))
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path, registry):
+    import socket
+
+    from click.testing import CliRunner
+
+    from crmsync.cli import cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "crmsync.toml"
+        config.write_text(f'[serve]\nlisten = "127.0.0.1:{port}"\n[[serve.jobs]]\nname = "n"\n')
+        config.write_text(config.read_text() + 'cron = "@daily"\n')
+        result = CliRunner().invoke(cli, ["-c", str(config), "serve"])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

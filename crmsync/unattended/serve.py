@@ -79,7 +79,15 @@ def serve(
         scheduler.on_finish = metrics.record
         endpoint = None
         if address is not None:
-            endpoint = Endpoint(address, scheduler, metrics, store_ok=_store_ok(metrics)).start()
+            try:
+                endpoint = Endpoint(address, scheduler, metrics, store_ok=_store_ok(metrics))
+            except OSError as exc:  # in use, not an address of this host, no permission
+                host, port = address
+                raise CrmsyncError(
+                    f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                    " (set [serve] listen or --listen; 'off' for no endpoint)"
+                ) from None
+            endpoint.start()
         try:
             url = endpoint.url if endpoint else None
             print(
