@@ -29,6 +29,7 @@ class CrmsyncGroup(click.Group):
     LAZY_COMMANDS = {
         "report": ("crmsync.report.cli", "report_command"),
         "run": ("crmsync.unattended.run_cli", "run_command"),
+        "search": ("crmsync.search.cli", "search_command"),
         "serve": ("crmsync.unattended.serve_cli", "serve_command"),
         "snapshot": ("crmsync.snapshots.cli", "snapshot_group"),
     }

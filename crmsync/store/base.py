@@ -26,6 +26,7 @@ from crmsync.report.model import ModuleCounts, ModuleQuery, ModuleStatus, Report
 
 if TYPE_CHECKING:
     from crmsync.policy.model import Policy
+    from crmsync.search.model import MirrorMatches, RecordState, SearchRequest
 
 
 def canonical_json(data: Mapping[str, Any]) -> str:
@@ -397,6 +398,20 @@ class Store(ABC):
         names of the indexes created now. A store without indexes answers the same queries by
         scanning, so the default does nothing."""
         return []
+
+    # -- full-text search (crmsync.search; the SQLite store's index is store migration 7)
+    def search_mirror(self, request: SearchRequest) -> MirrorMatches:
+        """Mirrored records matching ``request``: the best ``request.limit`` by relevance
+        (among the ``request.window`` most recently added matches), or for a search without
+        a query the most recently modified."""
+        raise NotImplementedError("this store cannot search its mirror")
+
+    def record_states(
+        self, connection: str, module: str, record_ids: Sequence[str]
+    ) -> dict[str, RecordState]:
+        """record id -> (content hash, lifecycle status) for those of ``record_ids`` in the
+        mirror."""
+        raise NotImplementedError("this store cannot search its mirror")
 
     def __enter__(self) -> Store:
         return self

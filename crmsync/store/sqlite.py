@@ -39,6 +39,7 @@ from crmsync.store.base import (
 from crmsync.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from crmsync.store.sqlite_plans import PlanStoreMixin, PlanTransactionMixin
 from crmsync.store.sqlite_report import ReportStoreMixin
+from crmsync.store.sqlite_search import SearchStoreMixin
 
 
 def utcnow() -> str:
@@ -115,7 +116,7 @@ def _audit_record(row: Sequence[Any]) -> AuditRecord:
     return AuditRecord(*row)
 
 
-class SQLiteStore(PlanStoreMixin, ReportStoreMixin, Store):
+class SQLiteStore(PlanStoreMixin, ReportStoreMixin, SearchStoreMixin, Store):
     def __init__(self, path: Path | str):
         self.path = Path(path)
         try:
