@@ -136,12 +136,9 @@ def filled_fields(data: dict[str, Any]) -> int:
     )
 
 
-def duplicate_of(table: dict[str, Any], record: dict[str, Any], records: list[dict]) -> bool:
-    """Another record of the group is the kept one. ``records``: the module's mirror rows."""
-    mine = _dup_keys(table, record)
-    if mine is None:
-        return False
-    group = [r for r in records if _dup_keys(table, r) == mine]
+def _rank(table: dict[str, Any]) -> Any:
+    """The kept record of a group is the largest by this key (``keep = "oldest"``: the
+    smallest)."""
     by = time_field(table)
     keep = table.get("keep", "newest")
     newest = keep != "oldest"
@@ -155,8 +152,38 @@ def duplicate_of(table: dict[str, Any], record: dict[str, Any], records: list[di
         first = active if newest else not active
         return (first, filled, when is not None, when or "", r["record_id"])
 
-    kept = max(group, key=rank) if newest else min(group, key=rank)
-    return kept["record_id"] != record["record_id"]
+    return rank
+
+
+def _kept(table: dict[str, Any], group: list[dict]) -> dict[str, Any]:
+    rank = _rank(table)
+    return max(group, key=rank) if table.get("keep", "newest") != "oldest" else min(group, key=rank)
+
+
+def duplicate_of(table: dict[str, Any], record: dict[str, Any], records: list[dict]) -> bool:
+    """Another record of the group is the kept one. ``records``: the module's mirror rows."""
+    mine = _dup_keys(table, record)
+    if mine is None:
+        return False
+    group = [r for r in records if _dup_keys(table, r) == mine]
+    return _kept(table, group)["record_id"] != record["record_id"]
+
+
+def duplicate_clusters(
+    table: dict[str, Any], records: list[dict]
+) -> dict[str, tuple[tuple[str, ...], str]]:
+    """record id -> (the key of its cluster, the survivor's id) of every record ``duplicate_of``
+    selects. ``records``: the module's mirror rows."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for r in records:
+        key = _dup_keys(table, r)
+        if key is not None:
+            groups.setdefault(key, []).append(r)
+    out = {}
+    for key, group in groups.items():
+        kept = _kept(table, group)["record_id"]
+        out.update((r["record_id"], (key, kept)) for r in group if r["record_id"] != kept)
+    return out
 
 
 def evaluate(

@@ -25,7 +25,7 @@ from crmsync.policy import (
 )
 from crmsync.policy.duplicates import phone_key, text_key
 from crmsync.policy.sql import compile_filter
-from tests.policy_reference import evaluate
+from tests.policy_reference import duplicate_clusters, evaluate
 from tests.test_policy_sql import insert, new_db
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -426,6 +426,82 @@ def test_example_config_policies_fit_the_sandbox(sandbox_mirror: Any) -> None:
     assert counts["restore-mistaken-archive"] == 0
 
 
+SANDBOX_KEYS = [
+    # benches/dedup.py's three
+    {"duplicate_of": ["email"], "normalize": "email"},
+    {"duplicate_of": ["phone"], "normalize": "e164", "default_region": "CN"},
+    {
+        "duplicate_of": ["company", "full_name"],
+        "normalize": {"company": "company", "full_name": "name"},
+        "keep": "most_complete",
+    },
+    # and the other modes and survivor rules
+    {"duplicate_of": ["phone"], "normalize": "e164", "keep": "oldest", "by": "created_at"},
+    {"duplicate_of": ["phone"], "normalize": "phone", "keep": "most_complete"},
+    {"duplicate_of": ["company"], "normalize": "company", "keep": "oldest"},
+    {"duplicate_of": ["email", "full_name"], "normalize": {"full_name": "name"}},
+    {"duplicate_of": ["email"], "normalize": "exact", "keep": "most_complete"},
+    {"duplicate_of": ["last_name", "city"], "normalize": "text", "keep": "oldest"},
+]
+
+
+def mirror_records(db: sqlite3.Connection, module: str) -> list[dict]:
+    """The module's mirror rows as the reference reads them."""
+    import orjson
+
+    rows = db.execute(
+        "SELECT record_id, data, modified_at, status, crm_deleted_at FROM mirror"
+        " WHERE connection = 'crm' AND module = ?",
+        (module,),
+    )
+    return [
+        {
+            "record_id": r,
+            "data": orjson.loads(d),
+            "modified_at": m,
+            "status": s,
+            "crm_deleted_at": x,
+        }
+        for r, d, m, s, x in rows
+    ]
+
+
+def sql_clusters(
+    db: sqlite3.Connection, module: str, spec: dict[str, Any]
+) -> dict[str, tuple[tuple[str, ...], str]]:
+    """record id -> (key, survivor) from cluster_sql, the key read back from the cluster text."""
+    import orjson
+
+    from crmsync.policy.duplicates import cluster_sql
+    from crmsync.policy.filters import Scope
+
+    sql, params = cluster_sql(spec, Scope("crm", module))
+    multi = len(spec["duplicate_of"]) > 1
+    return {
+        rid: (tuple(orjson.loads(cluster)) if multi else (cluster,), survivor)
+        for rid, cluster, survivor in db.execute(sql, params)
+    }
+
+
+@pytest.mark.parametrize("spec", SANDBOX_KEYS)
+def test_sandbox_clusters_and_survivors_agree_with_the_reference(
+    sandbox_mirror: Any, spec: dict[str, Any]
+) -> None:
+    """On the sandbox's records (Chinese and English near-duplicates), the clusters and
+    survivors crmsync plans with are those the reference finds record by record in Python
+    (whatever the SQL does to be fast), and the filter selects exactly those records."""
+    db, _ = sandbox_mirror
+    [policy] = parse_policies(
+        [{"name": "d", "connection": "crm", "module": "Leads", "action": "void", "filter": spec}]
+    )
+    value = policy.filter.value  # type: ignore[union-attr]
+    want = duplicate_clusters(value, mirror_records(db, "Leads"))
+    got = sql_clusters(db, "Leads", value)
+    assert len(want) > 10
+    assert got == want
+    assert sandbox_selected(db, "Leads", spec) == set(want)
+
+
 # --------------------------------------------------------------------------- SQL == reference
 
 POOL = ["a", "A", " a ", "b", "", "  ", "\uff21", 1, 1.0, "1", True, None, ["a"], "+1 415 555 0100"]
@@ -505,3 +581,6 @@ def test_sql_agrees_with_the_reference(rows: list[dict], spec: dict, action: str
             and evaluate(p.filter, r, NOW, rows)
         }
         assert got == want, (spec, p.filter)
+    # The plan's clusters and survivors: those of the reference.
+    value = policy.filter.value  # type: ignore[union-attr]
+    assert sql_clusters(db, "Leads", value) == duplicate_clusters(value, rows), spec
