@@ -376,7 +376,12 @@ def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -
     statuses = ", ".join(f"'{s}'" for s in PARTICIPANTS)
     annotations = ""
     if annotate:
-        annotations = ", k AS cluster, first_value(record_id) OVER w AS survivor"
+        # ROWS, not the default RANGE frame: the order is total (record ids are unique), so the
+        # first row is the same, and SQLite need not look for peers of each row (1M: ~2x).
+        annotations = (
+            ", k AS cluster, first_value(record_id)"
+            " OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS survivor"
+        )
     # MATERIALIZED: each record's key is computed once (SQLite would otherwise substitute the
     # function call into the WHERE, the PARTITION BY and the output: three calls a record).
     sub = (
