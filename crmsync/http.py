@@ -4,7 +4,11 @@ One :class:`HttpClient` per connection owns one pooled ``requests.Session``. Eac
 
 * waits for the rate limiter and a concurrency slot (per client);
 * retries 429, 500/502/503/504 and connection errors/timeouts with exponential backoff and
-  jitter (tenacity), honouring ``Retry-After`` capped by ``max_retry_wait``;
+  jitter (tenacity), honouring ``Retry-After`` capped by ``max_retry_wait``; a request that is
+  not idempotent (POST, PATCH: a write) is retried only when the CRM certainly did not act on
+  it (429, 503, no connection made): after a dropped connection, a timeout or a 500/502/504 it
+  may have been done, so it is not sent again blindly — the error goes up, and apply checks
+  the CRM before writing the record again;
 * on 401 refreshes OAuth2 credentials once and retries; a second 401 is an AuthError;
 * maps failures to :mod:`crmsync.errors` with messages that name the host and path but never a
   query string, header or secret value.
@@ -27,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 import requests
 import tenacity
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from crmsync import __version__
@@ -63,6 +68,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Of those, the answers that say the request was not acted on: retried for any method.
+NOT_DONE_STATUSES = frozenset({429, 503})
+#: Methods whose repetition has the effect of one request (RFC 9110, 9.2.2): always retried.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 # Query parameter names whose values are redacted wherever a URL is shown.
 _SECRET_PARAM = re.compile(
@@ -142,11 +151,28 @@ def _locate(err: ConnectorError, context: Mapping[str, Any]) -> ConnectorError:
 class _RetryableError(Exception):
     """Raised inside one attempt to make tenacity try again."""
 
+    retry = True
+
     def __init__(self, why: str, *, response: requests.Response | None = None) -> None:
         super().__init__(why)
         self.why = why
         self.response = response
         self.retry_after: float | None = None
+
+
+class _InDoubt(_RetryableError):
+    """A failure after which a non-idempotent request may have been done: not retried."""
+
+    retry = False
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True if the request certainly never reached the server (no connection was made)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # NewConnectionError (refused, DNS) is a ConnectTimeoutError in urllib3 2
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
 
 
 def _network_reason(exc: requests.RequestException) -> str:
@@ -292,17 +318,25 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         context: dict[str, Any] | None = None,
         raise_for_status: bool = True,
+        idempotent: bool | None = None,
     ) -> requests.Response:
         """Send one logical request (with retries and one auth refresh).
 
         ``context`` may carry ``connection``/``module``/``page`` (named in errors); the client
         adds the requests it spent to ``context["calls"]``. With ``raise_for_status=False`` a
         4xx other than 401/403 is returned instead of raised (per-record write results).
+        ``idempotent`` (default: by the method) says whether sending the request twice does no
+        harm; when it does, failures that leave in doubt whether the CRM acted on it are raised
+        at once, not retried (module docstring).
         """
         url = self.url(path_or_url)
         context = context if context is not None else {}
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
         try:
-            response = self._authenticated(method, url, params, json, data, headers, context)
+            response = self._authenticated(
+                method, url, params, json, data, headers, context, idempotent
+            )
             if response.status_code in (401, 403):
                 raise self._auth_error(response)
             if response.status_code >= 400 and raise_for_status:
@@ -312,8 +346,9 @@ class HttpClient:
             raise self._scrubbed(_locate(err, context)) from None
 
     def token_transport(self, method: str, url: str, data: dict[str, str]) -> requests.Response:
-        """Send a token request: retried like any call, but unauthenticated and uncounted."""
-        return self._send(method, url, {}, None, data, None, {}, count=False)
+        """Send a token request: retried like any call (asking twice only issues another token),
+        but unauthenticated and uncounted."""
+        return self._send(method, url, {}, None, data, None, {}, True, count=False)
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
@@ -333,13 +368,16 @@ class HttpClient:
         data: Any,
         headers: Mapping[str, str] | None,
         context: dict[str, Any],
+        idempotent: bool,
     ) -> requests.Response:
         refreshed = False
         while True:
             send_headers: dict[str, str] = dict(headers or {})
             send_params: dict[str, Any] = dict(params or {})
             identity = self.auth.apply(send_headers, send_params) if self.auth is not None else None
-            response = self._send(method, url, send_params, json, data, send_headers, context)
+            response = self._send(
+                method, url, send_params, json, data, send_headers, context, idempotent
+            )
             if (
                 response.status_code == 401
                 and not refreshed
@@ -361,6 +399,7 @@ class HttpClient:
         data: Any,
         headers: Mapping[str, str] | None,
         context: dict[str, Any],
+        idempotent: bool,
         *,
         count: bool = True,
     ) -> requests.Response:
@@ -391,9 +430,12 @@ class HttpClient:
                     failure = exc
             if failure is not None:
                 # Raised outside the except block so the URL-bearing cause is not chained.
-                raise _RetryableError(_network_reason(failure))
-            if response.status_code in RETRY_STATUSES:
-                err = _RetryableError(f"HTTP {response.status_code}", response=response)
+                kind = _RetryableError if idempotent or _never_sent(failure) else _InDoubt
+                raise kind(_network_reason(failure))
+            status = response.status_code
+            if status in RETRY_STATUSES:
+                kind = _RetryableError if idempotent or status in NOT_DONE_STATUSES else _InDoubt
+                err = kind(f"HTTP {status}", response=response)
                 err.retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise err
             return response
@@ -401,7 +443,7 @@ class HttpClient:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(attempts),
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_RetryableError),
+            retry=tenacity.retry_if_exception(lambda e: getattr(e, "retry", False)),
             sleep=self._sleep,
             before_sleep=lambda state: log.warning(
                 "%s %s: %s; retry %d of %d",
@@ -415,9 +457,15 @@ class HttpClient:
         )
         try:
             return retrying(attempt)
+        except _InDoubt as exc:
+            doubt = exc
         except _RetryableError as exc:
-            final = exc
-        return self._exhausted(method, url, final, attempts)
+            return self._exhausted(method, url, exc, attempts)
+        raise ConnectorError(
+            f"{method} {_where(url)}: {doubt.why}; not sent again, as the CRM may have done it "
+            "(an apply checks the CRM before writing those records again)",
+            status=doubt.response.status_code if doubt.response is not None else None,
+        )
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

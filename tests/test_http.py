@@ -247,6 +247,43 @@ def test_unreachable_host_names_host_not_query():
     assert "?" not in msg
 
 
+def test_a_write_that_may_have_been_done_is_not_sent_again():
+    """A POST/PATCH whose answer was lost (dropped connection, timeout, 500/502/504) may have
+    been done by the CRM: retrying it would write twice, so the error goes up (apply checks
+    the CRM before writing again). 429/503 and a connection never made are retried."""
+    from crmsync.sandbox import SandboxCRM
+
+    with SandboxCRM(module_sizes={"Leads": 5}, token=SECRET) as crm:
+        lead = crm.ids("Leads")[0]
+        body = {"records": [{"id": lead, "status": "archived"}]}
+        c = HttpClient(crm.api_url, auth=BearerAuth(ref()), sleep=FakeSleep())
+        crm.set_faults(fail_next=[{"drop": "after", "path_prefix": "/api/v1/Leads/batch"}])
+        with pytest.raises(ConnectorError, match="not sent again") as info:
+            c.request("POST", "Leads/batch", json=body)
+        assert "connection closed without a response" in str(info.value)
+        assert c.calls == 1 and crm.write_count("Leads", lead) == 1  # done once, not twice
+        assert_no_secret(info.value)
+        for status in (500, 502, 504):
+            crm.set_faults(fail_next=[{"status": status}])
+            with pytest.raises(ConnectorError, match=f"HTTP {status}; not sent again") as info:
+                c.request("PATCH", f"Leads/{lead}", json={"status": "archived"})
+            assert info.value.status == status
+        assert c.calls == 4
+        # the CRM said it did nothing (429, 503), or the request is idempotent: retried
+        crm.set_faults(fail_next=[{"status": 429, "retry_after": 0}, {"status": 503}])
+        assert c.request("POST", "Leads/batch", json=body).status_code == 200
+        crm.set_faults(fail_next=[{"drop": "after"}, {"status": 502}])
+        assert c.request("GET", f"Leads/{lead}").status_code == 200
+        crm.set_faults(fail_next=[{"drop": "before"}])
+        assert c.request("POST", "Leads/batch", json=body, idempotent=True).status_code == 200
+        assert c.calls == 4 + 3 + 3 + 2 and crm.write_count("Leads", lead) == 3
+    # no connection made: nothing was sent, so a write is retried
+    c = HttpClient(closed_port_url(), max_retries=1, sleep=FakeSleep())
+    with pytest.raises(UnreachableError, match="after 2 attempts"):
+        c.request("POST", "Leads/batch", json=body)
+    assert c.calls == 2
+
+
 def test_other_4xx_is_connector_error_with_status_and_excerpt():
     with FakeServer(lambda r: Reply(400, {"error": {"code": "LIMIT_EXCEEDED"}})) as srv:
         c, _ = client(srv)

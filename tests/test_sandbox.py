@@ -442,6 +442,79 @@ def test_dropped_connections(crm: SandboxCRM, http: requests.Session) -> None:
     assert http.get(crm.api_url + "Leads").status_code == 200  # the pool recovers
 
 
+def test_drop_after_serving_applies_the_write_but_never_answers(
+    fresh: SandboxCRM, http: requests.Session
+) -> None:
+    lead, other = fresh.ids("Leads")[:2]
+    batch = fresh.api_url + "Leads/batch"
+    fresh.set_faults(
+        fail_next=[
+            {"drop": "after", "path_prefix": "/api/v1/Leads/batch"},
+            {"drop": "before", "path_prefix": "/api/v1/Leads/batch"},
+        ]
+    )
+    with pytest.raises(requests.ConnectionError):
+        http.post(batch, json={"records": [{"id": lead, "status": "archived"}]})
+    assert fresh.record("Leads", lead)["status"] == "archived"  # done, though unanswered
+    with pytest.raises(requests.ConnectionError):
+        http.post(batch, json={"records": [{"id": other, "status": "archived"}]})
+    assert fresh.record("Leads", other)["status"] == "active"  # dropped before: not done
+    assert (fresh.write_count("Leads", lead), fresh.write_count("Leads", other)) == (1, 0)
+    stats = fresh.stats()
+    assert stats["faults"] == {"drop_after": 1, "drop": 1}
+    assert stats["by_status"] == {"dropped_after": 1, "dropped": 1}
+
+    fresh.set_faults(drop_after_rate=1)
+    with pytest.raises(requests.ConnectionError):
+        http.get(fresh.api_url + "modules")
+    fresh.set_faults(drop_after_rate=0.5)
+    outcomes = []
+    for _ in range(20):
+        try:
+            outcomes.append(http.get(fresh.api_url + "modules").status_code)
+        except requests.ConnectionError:
+            outcomes.append(0)
+    assert set(outcomes) == {0, 200}
+    fresh.clear_faults()
+    assert http.get(fresh.api_url + "modules").status_code == 200  # the pool recovers
+    with pytest.raises(ValueError):
+        fresh.set_faults(fail_next=[{"drop": "during"}])
+    with pytest.raises(ValueError):
+        fresh.set_faults(fail_next=[{"count": 2}])  # neither a status nor a drop
+
+
+def test_rate_limit_bursts(crm: SandboxCRM, http: requests.Session) -> None:
+    crm.reset_stats()
+    crm.set_faults(rate_limit_every=4, rate_limit_burst=2, retry_after=0.01)
+    codes = [http.get(crm.api_url + "modules") for _ in range(9)]
+    assert [r.status_code for r in codes] == [200, 200, 200, 429, 429, 200, 200, 429, 429]
+    assert codes[3].headers["Retry-After"] == "0.01"  # tests keep the waits tiny
+    assert crm.stats()["faults"]["rate_limit"] == 4
+    with pytest.raises(ValueError):
+        crm.set_faults(rate_limit_every=4, rate_limit_burst=0)
+
+
+def test_tokens_expire_every_nth_request(fresh: SandboxCRM) -> None:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-secret",
+    }
+    fresh.set_faults(expire_tokens_every=3)
+    token = requests.post(fresh.base_url + "/oauth/token", data=form).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert requests.get(fresh.api_url + "modules", headers=auth).status_code == 200
+    r = requests.get(fresh.api_url + "modules", headers=auth)  # the 3rd: expires, then served
+    assert r.status_code == 401 and "token expired" in r.json()["error"]["message"]
+    token = requests.post(fresh.base_url + "/oauth/token", data=form).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert requests.get(fresh.api_url + "modules", headers=auth).status_code == 200
+    static = {"Authorization": f"Bearer {TOKEN}"}
+    assert requests.get(fresh.api_url + "modules", headers=static).status_code == 200  # 6th
+    assert requests.get(fresh.api_url + "modules", headers=auth).status_code == 401
+    assert fresh.stats()["faults"] == {"token_expiry": 2}
+
+
 def test_fail_next_by_path_prefix(crm: SandboxCRM, http: requests.Session) -> None:
     crm.set_faults(
         fail_next=[

@@ -11,7 +11,7 @@ import json
 import random
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # Default error bodies by status, shaped like every other sandbox error.
@@ -36,23 +36,31 @@ def error_body(status: int, message: str = "injected fault") -> bytes:
 
 @dataclass
 class FailSpec:
-    """``fail_next`` entry: answer the next ``count`` matching requests with ``status``."""
+    """``fail_next`` entry: answer the next ``count`` matching requests with ``status``, or
+    ``drop`` them: ``"before"`` serving them (nothing done), ``"after"`` (done, unanswered)."""
 
-    status: int
+    status: int = 0
     count: int = 1
     path_prefix: str = ""
     retry_after: float | None = None
     body: Any = None
+    drop: str = ""
 
 
 @dataclass(frozen=True)
 class Injected:
-    """What to do instead of serving a request: drop the connection, or answer this."""
+    """What to do with a request: drop the connection (``drop``), answer this instead
+    (``status``), or serve it and then drop the connection unanswered (``drop_after``: a write
+    is done, but the client never hears so). ``expire_tokens``: first, every issued OAuth token
+    expires. ``kinds``: the faults injected, for the stats."""
 
     drop: bool = False
     status: int = 0
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+    drop_after: bool = False
+    expire_tokens: bool = False
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass
@@ -61,8 +69,11 @@ class _Config:
     error_rate: float = 0.0
     error_status: int = 503
     rate_limit_every: int = 0
+    rate_limit_burst: int = 1
     retry_after: float = 1
     drop_rate: float = 0.0
+    drop_after_rate: float = 0.0
+    expire_tokens_every: int = 0
     fail_next: list[FailSpec] = field(default_factory=list)
     fail_ids: set[str] = field(default_factory=set)
     malformed_next: int = 0
@@ -80,7 +91,8 @@ class Faults:
         self._lock = threading.Lock()
         self._cfg = _Config()
         self._rng = random.Random(f"crmsync-sandbox-faults/{seed}")
-        self._requests = 0  # API requests seen since the last configure (rate_limit_every)
+        self._requests = 0  # API requests seen since the last configure (the *_every keys)
+        self._burst_left = 0  # requests still to get the current rate-limit burst's 429
 
     def configure(self, spec: Mapping[str, Any]) -> None:
         """Replace the fault set with ``spec`` (keys as in API.md); ValueError if malformed."""
@@ -89,6 +101,7 @@ class Faults:
             self._cfg = cfg
             self._rng = random.Random(f"crmsync-sandbox-faults/{self._seed}")
             self._requests = 0
+            self._burst_left = 0
 
     def clear(self) -> None:
         self.configure({})
@@ -108,22 +121,47 @@ class Faults:
             return self._cfg.latency_ms / 1000.0
 
     def decide(self, path: str) -> Injected | None:
-        """Called once per API request: the fault it gets, if any. Order: drop, fail_next,
-        rate limit, random error (one fault per request; a 429 is never also dropped)."""
+        """Called once per API request: the fault it gets, if any. First, every
+        ``expire_tokens_every``-th request expires the issued OAuth tokens; then at most one
+        of, in order: drop, fail_next, rate limit (a burst started by every
+        ``rate_limit_every``-th request; a drop or fail_next inside a burst uses up its turn),
+        random error, drop after serving."""
         with self._lock:
             cfg = self._cfg
             self._requests += 1
-            if cfg.drop_rate and self._rng.random() < cfg.drop_rate:
-                return Injected(drop=True)
-            for spec in cfg.fail_next:
-                if spec.count > 0 and path.startswith(spec.path_prefix):
-                    spec.count -= 1
-                    return _answer(spec.status, spec.retry_after, spec.body)
             if cfg.rate_limit_every and self._requests % cfg.rate_limit_every == 0:
-                return _answer(429, cfg.retry_after, None)
-            if cfg.error_rate and self._rng.random() < cfg.error_rate:
-                return _answer(cfg.error_status, None, None)
-            return None
+                self._burst_left = cfg.rate_limit_burst
+            limited = self._burst_left > 0
+            if limited:
+                self._burst_left -= 1
+            expire = bool(cfg.expire_tokens_every) and (
+                self._requests % cfg.expire_tokens_every == 0
+            )
+            fault = self._pick(cfg, path, limited)
+        if not expire:
+            return fault
+        if fault is None:
+            return Injected(expire_tokens=True, kinds=("token_expiry",))
+        return replace(fault, expire_tokens=True, kinds=("token_expiry", *fault.kinds))
+
+    def _pick(self, cfg: _Config, path: str, limited: bool) -> Injected | None:
+        if cfg.drop_rate and self._rng.random() < cfg.drop_rate:
+            return Injected(drop=True, kinds=("drop",))
+        for spec in cfg.fail_next:
+            if spec.count > 0 and path.startswith(spec.path_prefix):
+                spec.count -= 1
+                if spec.drop == "before":
+                    return Injected(drop=True, kinds=("drop",))
+                if spec.drop == "after":
+                    return Injected(drop_after=True, kinds=("drop_after",))
+                return _answer(spec.status, spec.retry_after, spec.body, "fail_next")
+        if limited:
+            return _answer(429, cfg.retry_after, None, "rate_limit")
+        if cfg.error_rate and self._rng.random() < cfg.error_rate:
+            return _answer(cfg.error_status, None, None, "error")
+        if cfg.drop_after_rate and self._rng.random() < cfg.drop_after_rate:
+            return Injected(drop_after=True, kinds=("drop_after",))
+        return None
 
     def take_malformed(self) -> bool:
         """True if this response must be sent truncated (consumes one ``malformed_next``)."""
@@ -147,7 +185,7 @@ class Faults:
             return record_id in self._cfg.fail_ids
 
 
-def _answer(status: int, retry_after: float | None, body: Any) -> Injected:
+def _answer(status: int, retry_after: float | None, body: Any, kind: str) -> Injected:
     headers: tuple[tuple[str, str], ...] = ()
     if retry_after is not None:
         value = int(retry_after) if float(retry_after).is_integer() else retry_after
@@ -158,7 +196,7 @@ def _answer(status: int, retry_after: float | None, body: Any) -> Injected:
         data = body.encode()  # verbatim: lets a test send a broken or HTML error page
     else:
         data = json.dumps(body).encode()
-    return Injected(status=status, headers=headers, body=data)
+    return Injected(status=status, headers=headers, body=data, kinds=(kind,))
 
 
 def _parse(spec: Mapping[str, Any]) -> _Config:
@@ -173,22 +211,31 @@ def _parse(spec: Mapping[str, Any]) -> _Config:
         cfg.error_rate = _number(spec, "error_rate", 0.0, lo=0, hi=1)
         cfg.error_status = int(_number(spec, "error_status", 503, lo=100, hi=599))
         cfg.rate_limit_every = int(_number(spec, "rate_limit_every", 0, lo=0))
+        cfg.rate_limit_burst = int(_number(spec, "rate_limit_burst", 1, lo=1))
         cfg.retry_after = _number(spec, "retry_after", 1, lo=0)
         cfg.drop_rate = _number(spec, "drop_rate", 0.0, lo=0, hi=1)
+        cfg.drop_after_rate = _number(spec, "drop_after_rate", 0.0, lo=0, hi=1)
+        cfg.expire_tokens_every = int(_number(spec, "expire_tokens_every", 0, lo=0))
         cfg.malformed_next = int(_number(spec, "malformed_next", 0, lo=0))
         cfg.omit_id_next = int(_number(spec, "omit_id_next", 0, lo=0))
         cfg.fail_ids = {str(i) for i in spec.get("fail_ids") or ()}
         for item in spec.get("fail_next") or ():
-            extra = set(item) - {"status", "count", "path_prefix", "retry_after", "body"}
+            extra = set(item) - {"status", "count", "path_prefix", "retry_after", "body", "drop"}
             if extra:
                 raise ValueError(f"unknown fail_next keys: {sorted(extra)}")
+            drop = str(item.get("drop") or "")
+            if drop not in ("", "before", "after"):
+                raise ValueError("fail_next drop must be 'before' or 'after'")
+            if not drop and "status" not in item:
+                raise ValueError("a fail_next entry needs a status or a drop")
             cfg.fail_next.append(
                 FailSpec(
-                    status=int(item["status"]),
+                    status=0 if drop else int(item["status"]),
                     count=int(item.get("count", 1)),
                     path_prefix=str(item.get("path_prefix") or ""),
                     retry_after=item.get("retry_after"),
                     body=item.get("body"),
+                    drop=drop,
                 )
             )
     except (TypeError, KeyError) as exc:

@@ -71,6 +71,7 @@ class Stats:
             self.max_in_flight = 0
             self.max_batch = 0
             self.records_served = 0
+            self.faults: Counter[str] = Counter()
 
     def enter(self, route: str) -> None:
         with self._lock:
@@ -87,6 +88,10 @@ class Stats:
     def wrote(self, module: str, record_id: str) -> None:
         with self._lock:
             self.writes[f"{module}/{record_id}"] += 1
+
+    def fault(self, *kinds: str) -> None:
+        with self._lock:
+            self.faults.update(kinds)
 
     def batch(self, size: int) -> None:
         with self._lock:
@@ -111,6 +116,7 @@ class Stats:
                 "max_in_flight": self.max_in_flight,
                 "max_batch": self.max_batch,
                 "records_served": self.records_served,
+                "faults": dict(self.faults),
             }
 
 
@@ -221,8 +227,9 @@ class SandboxCRM:
 
     def set_faults(self, **faults: Any) -> None:
         """Replace the fault set (keys as in API.md: latency_ms, error_rate, error_status,
-        rate_limit_every, retry_after, drop_rate, fail_next, fail_ids, malformed_next,
-        omit_id_next). Raises ValueError on an unknown key or a bad value."""
+        rate_limit_every, rate_limit_burst, retry_after, drop_rate, drop_after_rate,
+        expire_tokens_every, fail_next, fail_ids, malformed_next, omit_id_next). Raises
+        ValueError on an unknown key or a bad value."""
         self.faults.configure(faults)
 
     def clear_faults(self) -> None:
@@ -364,12 +371,16 @@ class _Handler(LocalHandler):
                 return
             injected = crm.faults.decide(path)
             if injected is not None:
+                stats.fault(*injected.kinds)
+                if injected.expire_tokens:
+                    crm.auth.expire()  # as if every issued token ran out just now
                 if injected.drop:
                     self.close_connection = True  # close without a byte of answer
                     return
-                status = injected.status
-                self._send(status, injected.body, injected.headers)
-                return
+                if injected.status:
+                    status = injected.status
+                    self._send(status, injected.body, injected.headers)
+                    return
             try:
                 if path == "/oauth/token":
                     status, payload, headers = self._oauth(crm, body)
@@ -382,7 +393,12 @@ class _Handler(LocalHandler):
                 status, payload, headers = err.status, err.body(), ()
                 if err.status == 401:
                     headers = (("WWW-Authenticate", 'Bearer error="invalid_token"'),)
+            if injected is not None and injected.drop_after:
+                status = "dropped_after"  # served (a write is done), never answered
+                self.close_connection = True
+                return
             if 200 <= status < 300 and payload and crm.faults.take_malformed():
+                stats.fault("malformed")
                 payload = payload[: max(1, len(payload) // 2)]  # truncated JSON
             self._send(status, payload, headers)
         except Exception as exc:  # a sandbox bug: answer 500 and say why on stderr
@@ -631,6 +647,7 @@ class _Api:
         )
         bodies = rows.bodies
         if bodies and not deleted and self.crm.faults.take_omit_id():
+            self.crm.request_stats.fault("omit_id")
             k = len(bodies) // 2
             broken = json.loads(bodies[k])
             broken.pop("id", None)
