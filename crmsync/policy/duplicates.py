@@ -70,14 +70,15 @@ the filter selects leaves exactly one record per key.
     booleans as booleans; ``"1"`` != ``1``). Arrays and objects have no key; ``""`` neither.
 
 **SQL.** One uncorrelated sub-query, computed once per statement: ``record_id IN (SELECT
-record_id FROM (SELECT record_id, row_number() OVER (PARTITION BY <keys> ORDER BY status =
-'active' DESC, <time> DESC, record_id DESC) AS rn FROM mirror WHERE <scope> AND <keys not
-null>) WHERE rn > 1)``. :func:`cluster_sql` is the same window with the cluster's key and its
-survivor (``first_value(record_id)``) for every selected record: the planner stores them with
-the plan. Keys come from the ``crmsync_dupkey(mode, json_type, value)`` SQL
-function (registered by :func:`crmsync.policy.sql.install_sql_functions`), which is
-:func:`dup_key` — the normalisation is the same Python code in SQL and in the tests' reference.
-The op needs the policy's scope (connection and module), so it compiles only through
+record_id FROM (SELECT record_id, row_number() OVER (PARTITION BY k ORDER BY status =
+'active' DESC, <time> DESC, record_id DESC) AS rn FROM (SELECT ..., <key> AS k FROM mirror
+WHERE <scope> LIMIT -1 OFFSET 0) WHERE k IS NOT NULL) WHERE rn > 1)``. :func:`cluster_sql`
+is the same window with the cluster's key and its survivor (``first_value(record_id)``) for
+every selected record: the planner stores them with the plan. A record's whole key comes from
+one call of the ``crmsync_dupkeys(spec, data)`` SQL function (registered by
+:func:`crmsync.policy.sql.install_sql_functions`), built from :func:`dup_key` — the
+normalisation is the same Python code in SQL and in the tests' reference. The op needs the
+policy's scope (connection and module), so it compiles only through
 :func:`crmsync.policy.sql.compile_policy`/``select_sql``.
 """
 
@@ -382,14 +383,17 @@ def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -
             ", k AS cluster, first_value(record_id)"
             " OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS survivor"
         )
-    # MATERIALIZED: each record's key is computed once (SQLite would otherwise substitute the
-    # function call into the WHERE, the PARTITION BY and the output: three calls a record).
+    # The keyed rows come from a sub-query SQLite neither flattens nor materialises ("LIMIT -1
+    # OFFSET 0"): each record's key is computed once, in the sub-query (flattened, the function
+    # call would be substituted into the WHERE, the PARTITION BY and the output: three calls a
+    # record), and its rows stream into the window's sort without first being written to a
+    # temporary table (a MATERIALIZED CTE: 1M records, ~30 % of the query's time).
     sub = (
-        f"WITH keyed AS MATERIALIZED (SELECT record_id, status, {when} AS tk{extra},"
-        f" {KEYS_FUNCTION}(?, data) AS k FROM mirror WHERE connection = ? AND module = ?"
-        f" AND crm_deleted_at IS NULL AND status IN ({statuses}))"
-        f" SELECT record_id, row_number() OVER w AS rn{annotations}"
-        f" FROM keyed WHERE k IS NOT NULL WINDOW w AS (PARTITION BY k ORDER BY {order})"
+        f"SELECT record_id, row_number() OVER w AS rn{annotations}"
+        f" FROM (SELECT record_id, status, {when} AS tk{extra}, {KEYS_FUNCTION}(?, data) AS k"
+        f" FROM mirror WHERE connection = ? AND module = ? AND crm_deleted_at IS NULL"
+        f" AND status IN ({statuses}) LIMIT -1 OFFSET 0)"
+        f" WHERE k IS NOT NULL WINDOW w AS (PARTITION BY k ORDER BY {order})"
     )
     return sub, [keys_spec(value), scope.connection, scope.module]
 
