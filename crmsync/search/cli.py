@@ -215,6 +215,9 @@ def search_command(
     snapshots = include_snapshots or all_snapshots
     repository = _open_repository(app) if snapshots else None
     with app.store() as store:
+        pending = store.pending_search_index()
+        if pending >= 10000:  # the first search after an upgrade (or a large raw write)
+            click.echo(f"indexing {pending:,} records for search (once)...", err=True)
         result = find(store, request, repository=repository, all_snapshots=all_snapshots)
         if not result.rows and (connection is not None or modules):
             _check_names(store, request.filters, sorted(app.config.connections))

@@ -1,7 +1,7 @@
 """A record's searchable text, its display name and a snippet around a match, in Python.
 
-:func:`record_text` must give exactly what the store's ``mirror_search_doc`` view gives (store
-migration 7): snapshot records are matched with it, and tests hold the two together. The rule:
+:func:`record_text` is what the search index holds of a record (crmsync.store.sqlite_search
+indexes it) and what snapshot records are matched against, so the two always agree. The rule:
 every JSON string value of the record — top-level, in lists, in nested objects — except empty
 strings, ISO dates and times (``2024-05-01...``: use --since/--until), the record's own ``id``
 and CRM system keys starting with ``$`` (Zoho's ``$state``, ``$approval``...). Values under a

@@ -413,6 +413,10 @@ class Store(ABC):
         mirror."""
         raise NotImplementedError("this store cannot search its mirror")
 
+    def pending_search_index(self) -> int:
+        """Records written but not yet in the search index (the next search indexes them)."""
+        return 0
+
     def __enter__(self) -> Store:
         return self
 

@@ -188,64 +188,32 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE plan_items ADD COLUMN detail TEXT;
     """,
-    # 7: full-text search over the mirror (crmsync.search). mirror_search_doc is each record's
-    # text: its JSON string values (top-level, in lists, in nested objects) except ISO dates,
-    # the record's own "id" and CRM system keys starting with "$"; values under a key naming a
-    # name or company go in `name` (ranked higher), the rest in `body`; each ends in two
-    # newlines, so every 1-2 character substring starts some trigram (crmsync.search expands
-    # short terms through mirror_fts_vocab). mirror_fts is a trigram index over that view
-    # (external content: the text is not stored twice), keyed by the mirror's rowid. The
-    # triggers keep it in step with every write of `data`, in the writer's transaction; the
-    # view is the only definition of the text, so a deletion always removes exactly what was
-    # indexed. Rows must change through UPDATE/DELETE (INSERT OR REPLACE would skip the delete
-    # trigger). The backfill indexes the existing mirror once (~1-2 minutes per million
-    # records).
+    # 7: full-text search over the mirror (crmsync.search). mirror_fts is an FTS5 trigram index
+    # of each record's text (crmsync.search.text.record_text: its JSON string values, names
+    # and companies in `name`, the rest in `body`), keyed by the mirror's rowid. Contentless:
+    # the text is not stored a second time. The triggers queue every write of `data` in
+    # mirror_fts_pending, keeping the version the index holds (the first one queued: a
+    # contentless index removes a record by its indexed text), and crmsync indexes the queue
+    # in Python in the same transaction (SQLiteStore.commit_page) or before a search. The
+    # last statement queues the existing mirror: the first pull or search after upgrading
+    # indexes it once.
     """
-    CREATE VIEW mirror_search_doc AS
-    SELECT m.rowid AS doc_id,
-        (SELECT group_concat(value, char(10)) || char(10, 10) FROM json_tree(m.data)
-         WHERE type = 'text' AND value != ''
-           AND value NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'
-           AND NOT (path = '$' AND (key = 'id' OR key GLOB '$*'))
-           AND path NOT GLOB '$.$*' AND path NOT GLOB '$."$*'
-           AND (iif(path = '$', key, path) LIKE '%name%'
-                OR iif(path = '$', key, path) LIKE '%company%')) AS name,
-        (SELECT group_concat(value, char(10)) || char(10, 10) FROM json_tree(m.data)
-         WHERE type = 'text' AND value != ''
-           AND value NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'
-           AND NOT (path = '$' AND (key = 'id' OR key GLOB '$*'))
-           AND path NOT GLOB '$.$*' AND path NOT GLOB '$."$*'
-           AND NOT (iif(path = '$', key, path) LIKE '%name%'
-                    OR iif(path = '$', key, path) LIKE '%company%')) AS body
-    FROM mirror AS m;
-
-    CREATE VIRTUAL TABLE mirror_fts USING fts5(
-        name, body, content = 'mirror_search_doc', content_rowid = 'doc_id',
-        tokenize = 'trigram'
-    );
+    CREATE VIRTUAL TABLE mirror_fts USING fts5(name, body, content = '', tokenize = 'trigram');
     CREATE VIRTUAL TABLE mirror_fts_vocab USING fts5vocab(mirror_fts, 'row');
+    CREATE TABLE mirror_fts_pending (doc_id INTEGER PRIMARY KEY, old_data TEXT);
 
     CREATE TRIGGER mirror_fts_insert AFTER INSERT ON mirror BEGIN
-        INSERT INTO mirror_fts (rowid, name, body)
-        SELECT doc_id, name, body FROM mirror_search_doc WHERE doc_id = NEW.rowid;
+        INSERT OR IGNORE INTO mirror_fts_pending (doc_id, old_data) VALUES (NEW.rowid, NULL);
     END;
-    CREATE TRIGGER mirror_fts_update_old BEFORE UPDATE OF data ON mirror
+    CREATE TRIGGER mirror_fts_update AFTER UPDATE OF data ON mirror
     WHEN OLD.data IS NOT NEW.data BEGIN
-        INSERT INTO mirror_fts (mirror_fts, rowid, name, body)
-        SELECT 'delete', doc_id, name, body FROM mirror_search_doc WHERE doc_id = OLD.rowid;
+        INSERT OR IGNORE INTO mirror_fts_pending (doc_id, old_data) VALUES (OLD.rowid, OLD.data);
     END;
-    CREATE TRIGGER mirror_fts_update_new AFTER UPDATE OF data ON mirror
-    WHEN OLD.data IS NOT NEW.data BEGIN
-        INSERT INTO mirror_fts (rowid, name, body)
-        SELECT doc_id, name, body FROM mirror_search_doc WHERE doc_id = NEW.rowid;
-    END;
-    CREATE TRIGGER mirror_fts_delete BEFORE DELETE ON mirror BEGIN
-        INSERT INTO mirror_fts (mirror_fts, rowid, name, body)
-        SELECT 'delete', doc_id, name, body FROM mirror_search_doc WHERE doc_id = OLD.rowid;
+    CREATE TRIGGER mirror_fts_delete AFTER DELETE ON mirror BEGIN
+        INSERT OR IGNORE INTO mirror_fts_pending (doc_id, old_data) VALUES (OLD.rowid, OLD.data);
     END;
 
-    INSERT INTO mirror_fts (rowid, name, body)
-    SELECT doc_id, name, body FROM mirror_search_doc;
+    INSERT INTO mirror_fts_pending (doc_id, old_data) SELECT rowid, NULL FROM mirror;
     """,
 ]
 

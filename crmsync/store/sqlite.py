@@ -389,6 +389,7 @@ class SQLiteStore(PlanStoreMixin, ReportStoreMixin, SearchStoreMixin, Store):
                 deleted = cur.rowcount
             if checkpoint is not None:
                 self._set_cursor(db, connection, module, checkpoint, None)
+            self.index_pending(db)  # the search index, in the page's transaction
         return PageStats(len(new), len(changed), len(unchanged), deleted)
 
     @staticmethod

@@ -1,18 +1,22 @@
 """Full-text search over the SQLite mirror (mixed into SQLiteStore; crmsync.search is the
 caller).
 
-The index is ``mirror_fts`` (store migration 7): an FTS5 trigram index over each record's
-text (the ``mirror_search_doc`` view), external content keyed by the mirror's rowid, kept in
-step by triggers in the same transaction as every write of ``data``.
+**The index** is ``mirror_fts`` (store migration 7): a contentless FTS5 trigram index of each
+record's text (:func:`crmsync.search.text.record_text`), keyed by the mirror's rowid. SQL
+triggers queue every write of ``data`` in ``mirror_fts_pending`` (with the version the index
+holds, which a contentless index needs to remove a record); :meth:`index_pending` indexes the
+queue in Python — ``commit_page`` calls it inside each page's transaction, and a search calls
+it first, so writes made outside crmsync (or before the upgrade) are indexed too. Extracting
+the text in Python costs ~10 us a record; the same rules in SQL (json_tree) cost ~100.
 
-A literal of 3 or more characters is an FTS5 phrase: with the trigram tokenizer that is a
-case-insensitive substring match. A literal of 1-2 characters (张三, 金桥, Li) has no trigram of
-its own: it becomes the OR of the indexed trigrams that start with it (read from
+**Matching.** A literal of 3 or more characters is an FTS5 phrase: with the trigram tokenizer
+that is a case-insensitive substring match. A literal of 1-2 characters (张三, 金桥, Li) has no
+trigram of its own: it becomes the OR of the indexed trigrams that start with it (read from
 ``mirror_fts_vocab``, a range scan of the index's terms). Every text ends in two newlines, so
 every occurrence of a short literal starts some trigram and the expansion finds exactly the
 records containing it.
 
-Ranking is bm25 with a name match weighing 4x a match elsewhere. bm25 costs a few
+**Ranking** is bm25 with a name match weighing 4x a match elsewhere. bm25 costs a few
 microseconds per matching record, so a query is ranked among its ``request.window`` most
 recently added matches (FTS5 walks the index newest first and stops there); fewer matches than
 that are all ranked. Filters are applied to each match through the mirror's primary key,
@@ -39,9 +43,11 @@ from crmsync.search.model import (
     SearchRequest,
 )
 from crmsync.search.query import QuerySyntaxError, SearchQuery
+from crmsync.search.text import record_text
 
 NAME_WEIGHT = 4.0
 MAX_EXPANSION = 1000  # trigrams a 1-2 character literal may stand for
+PENDING_BATCH = 2000  # queued records indexed per round
 
 STATUS_SQL = "CASE WHEN m.crm_deleted_at IS NOT NULL THEN 'purged' ELSE m.status END"
 _HIT_COLUMNS = (
@@ -168,6 +174,7 @@ class SearchStoreMixin:
     # ------------------------------------------------------------------ search
 
     def search_mirror(self, request: SearchRequest) -> MirrorMatches:
+        self.update_search_index()
         where, args = filter_sql(request.filters)
         if request.query is None:
             rows = self._db.execute(
@@ -220,12 +227,47 @@ class SearchStoreMixin:
                 out[rid] = RecordState(digest, status)
         return out
 
+    # ------------------------------------------------------------------ keeping it in step
+
+    @staticmethod
+    def index_pending(db: sqlite3.Connection) -> int:
+        """Index the queued writes, inside the caller's open write transaction: remove each
+        record's indexed version, add its current one. Returns how many were indexed."""
+        done = 0
+        while True:
+            rows = db.execute(
+                "SELECT p.doc_id, p.old_data, m.data FROM mirror_fts_pending AS p"
+                " LEFT JOIN mirror AS m ON m.rowid = p.doc_id ORDER BY p.doc_id LIMIT ?",
+                (PENDING_BATCH,),
+            ).fetchall()
+            if not rows:
+                return done
+            db.executemany(
+                "INSERT INTO mirror_fts (mirror_fts, rowid, name, body) VALUES ('delete', ?, ?, ?)",
+                [(rid, *record_text(orjson.loads(old))) for rid, old, _ in rows if old is not None],
+            )
+            db.executemany(
+                "INSERT INTO mirror_fts (rowid, name, body) VALUES (?, ?, ?)",
+                [(rid, *record_text(orjson.loads(new))) for rid, _, new in rows if new is not None],
+            )
+            db.execute("DELETE FROM mirror_fts_pending WHERE doc_id <= ?", (rows[-1][0],))
+            done += len(rows)
+
+    def update_search_index(self) -> int:
+        """Index what was written since the last time (nothing to do, no write lock taken)."""
+        if self._db.execute("SELECT 1 FROM mirror_fts_pending LIMIT 1").fetchone() is None:
+            return 0
+        with self._tx() as db:
+            return self.index_pending(db)
+
+    def pending_search_index(self) -> int:
+        """How many records wait to be indexed (after an upgrade: the whole mirror)."""
+        return int(self._db.execute("SELECT count(*) FROM mirror_fts_pending").fetchone()[0])
+
     def rebuild_search_index(self) -> int:
-        """Re-index the whole mirror (never needed in normal use: the triggers keep the index
-        in step); returns how many records were indexed."""
+        """Index the whole mirror again (never needed in normal use); returns how many."""
         with self._tx() as db:
             db.execute("INSERT INTO mirror_fts (mirror_fts) VALUES ('delete-all')")
-            return db.execute(
-                "INSERT INTO mirror_fts (rowid, name, body)"
-                " SELECT doc_id, name, body FROM mirror_search_doc"
-            ).rowcount
+            db.execute("DELETE FROM mirror_fts_pending")
+            db.execute("INSERT INTO mirror_fts_pending (doc_id) SELECT rowid FROM mirror")
+            return self.index_pending(db)
