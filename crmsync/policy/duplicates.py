@@ -97,7 +97,7 @@ from crmsync.cleaning.phones import region_problem, supported_region
 from crmsync.policy import filters
 from crmsync.policy.filters import FieldSQL, FilterOp, Scope, SqlParams, time_key_sql
 from crmsync.policy.model import DEFAULT_TIME_FIELD, PSEUDO_FIELDS, FieldRef
-from crmsync.policy.sql import field_sql
+from crmsync.policy.sql import field_sql, json_path_sql
 
 OP = "duplicate_of"
 MODES = ("text", "phone", "exact", "email", "e164", "company", "name")
@@ -105,6 +105,7 @@ KEEP = ("newest", "oldest", "most_complete")
 PARTICIPANTS = ("active", "archived")
 SQL_FUNCTION = "crmsync_dupkey"  # one field's key: (mode, json_type, value)
 KEYS_FUNCTION = "crmsync_dupkeys"  # a record's whole key: (spec, data)
+VALUES_FUNCTION = "crmsync_dupvalues"  # a record's whole key: (spec, its key fields' values)
 FILLED_FUNCTION = "crmsync_filled"  # non-empty top-level fields: (data)
 
 
@@ -228,30 +229,119 @@ filters.sql_functions[SQL_FUNCTION] = (3, _sql_dupkey)
 _MISSING = object()
 
 
-@lru_cache(maxsize=256)
-def _key_spec(spec: str) -> tuple[tuple[tuple[str, ...], Callable[[Any], str | None]], ...]:
-    return tuple((tuple(path), key_function(mode)) for path, mode in orjson.loads(spec))
+# Modes whose keys are remembered per text value, a bounded number per mode (emptied when
+# full): company and person names repeat (1M sandbox Leads: 22k companies, 12k names) and a
+# company key costs ~7 us. E-mail addresses and phone numbers mostly do not repeat (there, a
+# memo costs more than it saves). Only text is remembered: 1 == 1.0 == True as dict keys.
+CACHED_MODES = frozenset({"text", "company", "name"})
+CACHE_SIZE = 1 << 16
+
+
+def _remembered(function: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    cache: dict[str, str | None] = {}
+    get = cache.get
+
+    def key(value: Any) -> str | None:
+        if type(value) is not str:
+            return function(value)
+        found = get(value, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        result = cache[value] = function(value)
+        return result
+
+    return key
+
+
+@lru_cache(maxsize=64)
+def _sql_key_function(mode: str) -> Callable[[Any], str | None]:
+    function = key_function(mode)
+    return _remembered(function) if mode in CACHED_MODES else function
+
+
+class _Spec:
+    """A compiled :func:`keys_spec`: the key fields' paths, and ``key`` — the whole key from
+    their decoded values (a list in the spec's order, longer is fine; None, or ``_MISSING`` for
+    a field that is not there: no key)."""
+
+    def __init__(self, spec: str):
+        fields = orjson.loads(spec)
+        self.paths = tuple(tuple(path) for path, _ in fields)
+        functions = tuple(_sql_key_function(mode) for _, mode in fields)
+        if len(functions) == 1:
+            self.key = self._one(functions[0])
+        else:
+            self.key = self._several(functions)
+
+    @staticmethod
+    def _one(function: Callable[[Any], str | None]) -> Callable[[list[Any]], str | None]:
+        def key(values: list[Any]) -> str | None:
+            value = values[0]
+            if type(value) is str:
+                return function(value)
+            if value is None or value is _MISSING:
+                return None
+            return function(_ARRAY_OR_OBJECT if isinstance(value, list | dict) else value)
+
+        return key
+
+    @staticmethod
+    def _several(functions: tuple[Callable[[Any], str | None], ...]) -> Any:
+        def key(values: list[Any]) -> str | None:
+            keys = []
+            for function, value in zip(functions, values, strict=False):
+                if value is None or value is _MISSING:
+                    return None
+                if isinstance(value, list | dict):
+                    value = _ARRAY_OR_OBJECT
+                one = function(value)
+                if one is None:
+                    return None
+                keys.append(one)
+            return orjson.dumps(keys).decode()
+
+        return key
+
+    def values(self, record: Any) -> list[Any]:
+        """The key fields' values in a decoded record."""
+        out = []
+        for path in self.paths:
+            value: Any = record
+            for part in path:
+                value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING
+            out.append(value)
+        return out
+
+
+_SPECS: dict[str, _Spec] = {}
+
+
+def _spec(spec: str) -> _Spec:
+    compiled = _SPECS.get(spec)
+    if compiled is None:
+        if len(_SPECS) >= 256:
+            _SPECS.clear()
+        compiled = _SPECS[spec] = _Spec(spec)
+    return compiled
 
 
 def record_key(spec: str, data: str) -> str | None:
     """``crmsync_dupkeys(spec, data)``: the whole key of a record in one call (its JSON parsed
     once): one field's key, or the JSON array of several; None when any field has none.
     ``spec`` is the JSON list of [path, mode] :func:`keys_spec` writes."""
-    record = orjson.loads(data)
-    keys = []
-    for path, function in _key_spec(spec):
-        value: Any = record
-        for part in path:
-            value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING
-        if value is _MISSING or value is None:
-            return None
-        if isinstance(value, list | dict):
-            value = _ARRAY_OR_OBJECT
-        key = function(value)
-        if key is None:
-            return None
-        keys.append(key)
-    return keys[0] if len(keys) == 1 else orjson.dumps(keys).decode()
+    compiled = _spec(spec)
+    return compiled.key(compiled.values(orjson.loads(data)))
+
+
+def values_key(spec: str, values: str | None) -> str | None:
+    """``crmsync_dupvalues(spec, values)``: :func:`record_key` from the JSON array of the key
+    fields' values (``json_extract(data, path, ...)``: null for a missing field), so only those
+    values cross into Python, not the whole record. Extra values at the end are ignored."""
+    if values is None:
+        return None
+    return _spec(spec).key(orjson.loads(values))
 
 
 def filled(value: Any) -> bool:
@@ -271,7 +361,23 @@ def keys_spec(value: dict[str, Any]) -> str:
     return orjson.dumps([[list(ref.path), mode] for ref, mode in key_fields(value)]).decode()
 
 
+def key_sql(value: dict[str, Any]) -> str:
+    """The SQL expression of a record's whole key (one parameter: :func:`keys_spec`). SQLite
+    reads the key fields out of the JSON (``json_extract`` with several paths gives the JSON
+    array of their values, types intact; with one path it would give an SQL value, booleans as
+    1/0 and arrays as text, so a lone path is asked for twice); fields no JSON path reaches are
+    read from the whole record in Python."""
+    fields = key_fields(value)
+    paths = [path for ref, _ in fields if (path := json_path_sql(ref)) is not None]
+    if len(paths) < len(fields):
+        return f"{KEYS_FUNCTION}(?, data)"
+    if len(paths) == 1:
+        paths *= 2
+    return f"{VALUES_FUNCTION}(?, json_extract(data, {', '.join(paths)}))"
+
+
 filters.sql_functions[KEYS_FUNCTION] = (2, record_key)
+filters.sql_functions[VALUES_FUNCTION] = (2, values_key)
 filters.sql_functions[FILLED_FUNCTION] = (1, filled_count)
 
 
@@ -390,7 +496,7 @@ def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -
     # temporary table (a MATERIALIZED CTE: 1M records, ~30 % of the query's time).
     sub = (
         f"SELECT record_id, row_number() OVER w AS rn{annotations}"
-        f" FROM (SELECT record_id, status, {when} AS tk{extra}, {KEYS_FUNCTION}(?, data) AS k"
+        f" FROM (SELECT record_id, status, {when} AS tk{extra}, {key_sql(value)} AS k"
         f" FROM mirror WHERE connection = ? AND module = ? AND crm_deleted_at IS NULL"
         f" AND status IN ({statuses}) LIMIT -1 OFFSET 0)"
         f" WHERE k IS NOT NULL WINDOW w AS (PARTITION BY k ORDER BY {order})"

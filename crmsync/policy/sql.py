@@ -104,14 +104,22 @@ def path_quotable(key: str) -> bool:
     return not any(c in '"\\' or ord(c) < 0x20 for c in key)
 
 
+def json_path_sql(ref: FieldRef) -> str | None:
+    """The JSON path of a data field as an SQL literal (``'$."Owner"."name"'``), or None for a
+    mirror column or a key a path cannot quote."""
+    if ref.column or not all(path_quotable(k) for k in ref.path):
+        return None
+    return _sql_literal("$" + "".join(f'."{k}"' for k in ref.path))
+
+
 def field_sql(ref: FieldRef) -> FieldSQL:
     """The type and value expressions of a field of the current row (see :class:`FieldSQL`)."""
     if ref.column:
         col = ref.column
         kind = "'text'" if col in ("record_id", "status") else f"iif({col} IS NULL, NULL, 'text')"
         return FieldSQL(kind, col)
-    if all(path_quotable(k) for k in ref.path):
-        path = _sql_literal("$" + "".join(f'."{k}"' for k in ref.path))
+    path = json_path_sql(ref)
+    if path is not None:
         return FieldSQL(f"json_type(data, {path})", f"json_extract(data, {path})")
     if len(ref.path) == 1:
         key = _sql_literal(ref.path[0])
