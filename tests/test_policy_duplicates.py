@@ -268,6 +268,18 @@ def test_each_record_is_keyed_once_per_query(keep: str) -> None:
     assert len(db.execute(sql, params).fetchall()) == 6 and calls["n"] == 9
 
 
+def test_filled_count_agrees_with_the_reference() -> None:
+    from crmsync.policy.duplicates import filled, filled_count
+    from tests.policy_reference import filled_fields
+
+    record = {
+        "none": None, "empty": "", "blank": " \t\u3000", "no list": [], "no object": {},
+        "zero": 0, "float zero": 0.0, "false": False, "text": "x", "list": [0],
+        "object": {"a": None}, "true": True, "padded": " x ",
+    }  # fmt: skip
+    assert filled_count(record) == filled_fields(record) == sum(map(filled, record.values())) == 8
+
+
 # --------------------------------------------------------------------------- validation
 
 

@@ -106,7 +106,8 @@ PARTICIPANTS = ("active", "archived")
 SQL_FUNCTION = "crmsync_dupkey"  # one field's key: (mode, json_type, value)
 KEYS_FUNCTION = "crmsync_dupkeys"  # a record's whole key: (spec, data)
 VALUES_FUNCTION = "crmsync_dupvalues"  # a record's whole key: (spec, its key fields' values)
-FILLED_FUNCTION = "crmsync_filled"  # non-empty top-level fields: (data)
+FILLED_FUNCTION = "crmsync_dupfilled"  # most_complete: (spec, data) -> field count and key
+FILLED_DIGITS = 8  # the count's width in crmsync_dupfilled's text (so text order is number order)
 
 
 # E.164 country calling codes of two digits; 1 and 7 are one digit, all others three.
@@ -352,9 +353,28 @@ def filled(value: Any) -> bool:
     return not (type(value) is str and value.isspace())
 
 
-def filled_count(data: str) -> int:
-    """``crmsync_filled(data)``: top-level fields with a value (``keep = "most_complete"``)."""
-    return sum(map(filled, orjson.loads(data).values()))
+def filled_count(record: dict[str, Any]) -> int:
+    """Top-level fields with a value (:func:`filled`) in a decoded record."""
+    n = 0
+    for value in record.values():
+        if value:
+            if type(value) is not str or not value.isspace():
+                n += 1
+        elif value is not None and type(value) not in (str, list, dict):
+            n += 1  # 0, 0.0, false
+    return n
+
+
+def filled_key(spec: str, data: str) -> str | None:
+    """``crmsync_dupfilled(spec, data)`` (``keep = "most_complete"``): the record's
+    :func:`filled_count` in :data:`FILLED_DIGITS` digits, then its whole key (as
+    :func:`record_key`), both from one parse of the record; None when it has no key."""
+    record = orjson.loads(data)
+    compiled = _spec(spec)
+    key = compiled.key(compiled.values(record))
+    if key is None:
+        return None
+    return f"{min(filled_count(record), 10**FILLED_DIGITS - 1):0{FILLED_DIGITS}d}{key}"
 
 
 def keys_spec(value: dict[str, Any]) -> str:
@@ -378,7 +398,7 @@ def key_sql(value: dict[str, Any]) -> str:
 
 filters.sql_functions[KEYS_FUNCTION] = (2, record_key)
 filters.sql_functions[VALUES_FUNCTION] = (2, values_key)
-filters.sql_functions[FILLED_FUNCTION] = (1, filled_count)
+filters.sql_functions[FILLED_FUNCTION] = (2, filled_key)
 
 
 # --------------------------------------------------------------------------- the op
@@ -475,10 +495,6 @@ def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -
     keep = value.get("keep", "newest")
     direction = "ASC" if keep == "oldest" else "DESC"
     order = f"status = 'active' DESC, tk {direction}, record_id {direction}"
-    extra = ""
-    if keep == "most_complete":
-        order = "status = 'active' DESC, filled DESC, tk DESC, record_id DESC"
-        extra = f", {FILLED_FUNCTION}(data) AS filled"
     when = time_key_sql(field_sql(time_field(value)))
     statuses = ", ".join(f"'{s}'" for s in PARTICIPANTS)
     annotations = ""
@@ -494,11 +510,22 @@ def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -
     # call would be substituted into the WHERE, the PARTITION BY and the output: three calls a
     # record), and its rows stream into the window's sort without first being written to a
     # temporary table (a MATERIALIZED CTE: 1M records, ~30 % of the query's time).
-    sub = (
-        f"SELECT record_id, row_number() OVER w AS rn{annotations}"
-        f" FROM (SELECT record_id, status, {when} AS tk{extra}, {key_sql(value)} AS k"
+    scoped = (
         f" FROM mirror WHERE connection = ? AND module = ? AND crm_deleted_at IS NULL"
-        f" AND status IN ({statuses}) LIMIT -1 OFFSET 0)"
+        f" AND status IN ({statuses}) LIMIT -1 OFFSET 0"
+    )
+    if keep == "most_complete":
+        # The field count needs the whole record: parsed once, for the key and the count.
+        order = "status = 'active' DESC, filled DESC, tk DESC, record_id DESC"
+        keyed = (
+            f"SELECT record_id, status, tk, substr(kf, {FILLED_DIGITS + 1}) AS k,"
+            f" substr(kf, 1, {FILLED_DIGITS}) AS filled FROM (SELECT record_id, status,"
+            f" {when} AS tk, {FILLED_FUNCTION}(?, data) AS kf{scoped})"
+        )
+    else:
+        keyed = f"SELECT record_id, status, {when} AS tk, {key_sql(value)} AS k{scoped}"
+    sub = (
+        f"SELECT record_id, row_number() OVER w AS rn{annotations} FROM ({keyed})"
         f" WHERE k IS NOT NULL WINDOW w AS (PARTITION BY k ORDER BY {order})"
     )
     return sub, [keys_spec(value), scope.connection, scope.module]
