@@ -4,9 +4,9 @@
 - ``--tag T``: the record's ``tags`` list (or Zoho's ``Tag``, a list of ``{name, id}``) has T,
   compared ignoring ASCII case.
 - ``--field KEY=VALUE``: the top-level field KEY equals VALUE: a text exactly, a number
-  numerically (``amount=1000`` matches 1000.0), ``true``/``false`` a boolean. Records are
-  schemaless, so any KEY is accepted; a record without it (or with null, a list, an object)
-  does not match.
+  numerically (``amount=1000`` matches 1000.0), ``true``/``false`` a boolean, a lookup object
+  (Zoho's ``Owner``, ``{"name": ..., "id": ...}``) by its name or id. Records are schemaless,
+  so any KEY is accepted; a record without it (or with null, a list) does not match.
 - ``--since/--until``: the modified time (the mirror's) or the created time (the first of
   :data:`CREATED_KEYS` the record has) compared as a time, in UTC; ``--until`` is exclusive,
   and a date alone means the end of that day. Records with no such time do not match.
@@ -119,6 +119,8 @@ def field_equals(data: Mapping[str, Any], key: str, value: str) -> bool:
     if isinstance(actual, int | float):
         number = number_of(value)
         return number is not None and actual == number
+    if isinstance(actual, Mapping):
+        return value in (actual.get("name"), actual.get("id"))
     return False
 
 

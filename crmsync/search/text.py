@@ -3,12 +3,17 @@
 :func:`record_text` is what the search index holds of a record (crmsync.store.sqlite_search
 indexes it) and what snapshot records are matched against, so the two always agree. The rule:
 every JSON string value of the record — top-level, in lists, in nested objects — except empty
-strings, ISO dates and times (``2024-05-01...``: use --since/--until), the record's own ``id``
-and CRM system keys starting with ``$`` (Zoho's ``$state``, ``$approval``...). Values under a
+strings, ISO dates and times (``2024-05-01...``: use --since/--until), the record's own ``id``,
+CRM system keys starting with ``$`` (Zoho's ``$state``, ``$approval``...) and the CRM's
+bookkeeping of who owns and edited it (:data:`SKIPPED_KEYS`: a sales rep's name would match a
+tenth of the records; ``--field owner=NAME`` filters on it). Values under a
 key whose name contains "name" or "company" (ASCII case-insensitive; for a nested value, any
 key on its path, e.g. ``Account_Name.name`` but not ``Owner.name``) form the *name* text, which
 ranks above a match in the rest (*body*). Values are joined by newlines, and each text ends in
 two, so that every one- and two-character substring starts a trigram of the index.
+
+Changing these rules needs a store migration that re-indexes the mirror ('delete-all', then
+queue every record): a contentless index removes a record by the text it indexed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ from typing import Any
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+# Top-level keys (ASCII case-insensitive) left out of the index: who owns, made and changed
+# the record (sandbox, Zoho, Fxiaoke, Jiandaoyun, DingTalk), and the record's own id.
+SKIPPED_KEYS = frozenset(
+    ("id", "owner", "created_by", "modified_by", "last_modified_by", "creator", "updater",
+     "deleter", "creator_userid")
+)  # fmt: skip
 
 # What the table shows as a record's name: the first of these keys a record has.
 NAME_KEYS = (
@@ -62,10 +74,10 @@ def record_values(data: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     names: list[str] = []
     body: list[str] = []
     for key, value in data.items():
-        if key.startswith("$"):
+        if key.startswith("$") or key.translate(_ASCII_LOWER) in SKIPPED_KEYS:
             continue
         if isinstance(value, str):
-            if key != "id" and _indexed(value):
+            if _indexed(value):
                 (names if _names_a_name(key) else body).append(value)
         else:
             _walk(value, _names_a_name(key), names, body)

@@ -105,9 +105,11 @@ def filter_sql(filters: SearchFilters) -> tuple[str, list[Any]]:
         where.append(
             "EXISTS (SELECT 1 FROM json_each(m.data) AS f WHERE f.key = ? AND ("
             "(f.type = 'text' AND f.value = ?) OR (f.type IN ('true', 'false') AND f.type = ?)"
-            " OR (f.type IN ('integer', 'real') AND f.value = ?)))"
+            " OR (f.type IN ('integer', 'real') AND f.value = ?)"
+            " OR (f.type = 'object' AND ? IN (json_extract(f.value, '$.name'),"
+            " json_extract(f.value, '$.id')))))"
         )
-        args += [key, value, value, number_of(value)]
+        args += [key, value, value, number_of(value), value]
     if filters.since is not None or filters.until is not None:
         moment = _time_sql(filters.time_field)
         if filters.since is not None:
