@@ -241,31 +241,35 @@ def test_uses_one_query_with_bound_values() -> None:
     assert sql.count("SELECT") == 4 and params[:2] == ["crm", "Leads"]
 
 
-@pytest.mark.parametrize("keep", ["newest", "most_complete"])
-def test_each_record_is_keyed_once_per_query(keep: str) -> None:
+@pytest.mark.parametrize("keep", ["newest", "oldest", "most_complete"])
+def test_python_functions_run_once_per_record(keep: str) -> None:
     """The key functions (Python, called from SQL) run once per participating record, in the
-    filter and in cluster_sql alike."""
+    filter and in cluster_sql alike; most_complete's field count (the whole record parsed) only
+    for the records that share a key."""
     from crmsync.policy import filters
     from crmsync.policy.duplicates import cluster_sql
     from crmsync.policy.filters import Scope
 
     records = [rec(str(i), {"e": f"a{i % 3}", "x": i}) for i in range(9)]
-    records.append(rec("voided", {"e": "a0"}, status="voided"))
+    records += [rec("single", {"e": "b", "x": 1}), rec("voided", {"e": "a0"}, status="voided")]
     db = mirror(*records)
-    calls = {"n": 0}
+    calls: dict[str, int] = {}
     for name, (nargs, function) in filters.sql_functions.items():
-        if name.startswith("crmsync_dup"):
+        if name.startswith("crmsync_"):
 
-            def counted(*args: Any, function: Any = function) -> Any:
-                calls["n"] += 1
+            def counted(*args: Any, function: Any = function, name: str = name) -> Any:
+                calls[name] = calls.get(name, 0) + 1
                 return function(*args)
 
             db.create_function(name, nargs, counted, deterministic=True)
+    want = {"crmsync_dupvalues": 10}
+    if keep == "most_complete":
+        want = {"crmsync_dupvalues": 10, "crmsync_filled": 9}
     spec = {"duplicate_of": ["e"], "keep": keep}
-    assert len(selected(db, spec)) == 6 and calls["n"] == 9
-    calls["n"] = 0
+    assert len(selected(db, spec)) == 6 and calls == want
+    calls.clear()
     sql, params = cluster_sql(spec, Scope("crm", "Leads"))
-    assert len(db.execute(sql, params).fetchall()) == 6 and calls["n"] == 9
+    assert len(db.execute(sql, params).fetchall()) == 6 and calls == want
 
 
 def test_filled_count_agrees_with_the_reference() -> None:
