@@ -545,6 +545,48 @@ def test_sandbox_clusters_and_survivors_agree_with_the_reference(
     assert sandbox_selected(db, "Leads", spec) == set(want)
 
 
+@pytest.mark.parametrize("shape", ["bare", "all", "any"])
+@pytest.mark.parametrize("spec", [SANDBOX_KEYS[0], SANDBOX_KEYS[2]])
+def test_plan_items_carry_the_reference_clusters(
+    sandbox_mirror: Any, tmp_path: Any, shape: str, spec: dict[str, Any]
+) -> None:
+    """crmsync plan stores each voided record with its cluster and survivor: from the item
+    query itself when duplicate_of must hold (bare, or in a top-level all), annotated after it
+    when it sits under any — the same clusters either way, the reference's."""
+    from crmsync.config import Config
+    from crmsync.plans.planner import make_plan
+    from crmsync.store import open_store
+
+    db, _ = sandbox_mirror
+    records = mirror_records(db, "Leads")
+    path = tmp_path / "store.db"
+    open_store(path).close()
+    raw_db = sqlite3.connect(path)
+    insert(raw_db, records, module="Leads")
+    raw_db.commit()
+    raw_db.close()
+    new = {"field": "lead_status", "op": "eq", "value": "New"}
+    nothing = {"field": "@id", "op": "eq", "value": "no such record"}
+    filters = {"bare": spec, "all": {"all": [spec, new]}, "any": {"any": [nothing, spec]}}
+    raw = {"name": "d", "connection": "crm", "module": "Leads", "action": "void"}
+    [policy] = parse_policies([{**raw, "max_percent": 100, "filter": filters[shape]}])
+    value = parse_policies([{**raw, "filter": spec}])[0].filter.value  # type: ignore[union-attr]
+    with open_store(path) as store:
+        plan = make_plan(Config(path=None, store_path=path, raw={}), store, [policy], operator="t")
+        details = store.plan_details(plan.id, "d", 10**6)
+        planned = plan.policies[0].matched
+    multi = len(spec["duplicate_of"]) > 1
+    got = {
+        rid: (tuple(d["cluster"]) if multi else (d["cluster"],), d["survivor"])
+        for rid, d in details
+    }
+    want = duplicate_clusters(value, records)
+    if shape == "all":
+        data = {r["record_id"]: r["data"] for r in records}
+        want = {rid: c for rid, c in want.items() if data[rid].get("lead_status") == "New"}
+    assert len(want) > 10 and got == want and planned == len(want)
+
+
 # --------------------------------------------------------------------------- SQL == reference
 
 POOL = ["a", "A", " a ", "b", "", "  ", "\uff21", 1, 1.0, "1", True, None, ["a"], "+1 415 555 0100"]

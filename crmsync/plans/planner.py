@@ -4,7 +4,8 @@ The selected record ids are copied into the plan inside the store (``INSERT ... 
 plan over a million records never passes through Python one record at a time. Policies that
 compute values per record (``update`` with ``normalize``, ``classify``) do it in the same query,
 through their SQL functions, and keep only the records that would change; a duplicates policy's
-items are then annotated with their cluster's key and survivor (one more window query).
+items get their cluster's key and survivor from the same window query that selects them (one more
+window query when the ``duplicate_of`` condition sits under ``any``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from crmsync.errors import ConfigError
 from crmsync.plans.model import PLANNED, PlanInfo, PlanPolicy
 from crmsync.policy import actions
 from crmsync.policy.duplicates import OP as DUPLICATE_OP
-from crmsync.policy.duplicates import cluster_sql
+from crmsync.policy.duplicates import cluster_sql, select_with_clusters, top_level_condition
 from crmsync.policy.filters import Scope
 from crmsync.policy.model import (
     DEFAULT_MAX_PERCENT,
@@ -124,6 +125,9 @@ def item_query(policy: Policy, now: datetime) -> tuple[str, list[Any]]:
     NULL when the action changes every record alike)."""
     detail = actions.registry[policy.action.type].detail_sql(policy, now)
     if detail is None:
+        clustered = clusters_in_items(policy, now)
+        if clustered is not None:
+            return clustered
         return select_sql(policy, now, columns=f"{ITEM_COLUMNS}, NULL")
     expr, params = detail
     sql, all_params = select_sql(
@@ -134,6 +138,24 @@ def item_query(policy: Policy, now: datetime) -> tuple[str, list[Any]]:
         f"WITH planned AS MATERIALIZED ({sql}) SELECT * FROM planned WHERE detail IS NOT NULL",
         all_params,
     )
+
+
+def clusters_in_items(policy: Policy, now: datetime) -> tuple[str, list[Any]] | None:
+    """The item query of a duplicates policy whose ``duplicate_of`` condition must hold (not
+    under ``any`` or ``not``): the records with their cluster and survivor as the detail, the
+    duplicate query computed once (:func:`annotate_clusters` would compute it again)."""
+    condition = duplicate_condition(policy.filter)
+    if condition is None or condition is not top_level_condition(policy):
+        return None
+    if actions.registry[policy.action.type].computes_values(policy.action.params):
+        return None
+    found = select_with_clusters(policy, now, ITEM_COLUMNS)
+    assert found is not None
+    sql, params = found
+    # One field: the key as text; several: a JSON array of their keys.
+    cluster = "json(cluster)" if len(condition.value[DUPLICATE_OP]) > 1 else "cluster"
+    detail = f"json_object('cluster', {cluster}, 'survivor', survivor)"
+    return f"SELECT {ITEM_COLUMNS}, {detail} FROM ({sql})", params
 
 
 def duplicate_condition(node: Filter) -> Condition | None:
@@ -154,6 +176,8 @@ def annotate_clusters(store: Store, plan_id: str, policy: Policy) -> int:
     action = actions.registry[policy.action.type]
     if condition is None or action.computes_values(policy.action.params):
         return 0
+    if condition is top_level_condition(policy):
+        return 0  # the item query gave each record its cluster (clusters_in_items)
     sql, params = cluster_sql(condition.value, Scope(policy.connection, policy.module))
     multi = len(condition.value[DUPLICATE_OP]) > 1
     # One field: the key as text; several: a JSON array of their keys.

@@ -85,7 +85,7 @@ policy's scope (connection and module), so it compiles only through
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -96,8 +96,8 @@ from crmsync.cleaning import keys as clean_keys
 from crmsync.cleaning.phones import region_problem, supported_region
 from crmsync.policy import filters
 from crmsync.policy.filters import FieldSQL, FilterOp, Scope, SqlParams, time_key_sql
-from crmsync.policy.model import DEFAULT_TIME_FIELD, PSEUDO_FIELDS, FieldRef
-from crmsync.policy.sql import field_sql, json_path_sql
+from crmsync.policy.model import DEFAULT_TIME_FIELD, PSEUDO_FIELDS, All, Condition, FieldRef, Policy
+from crmsync.policy.sql import conjuncts, field_sql, json_path_sql, where_sql
 
 OP = "duplicate_of"
 MODES = ("text", "phone", "exact", "email", "e164", "company", "name")
@@ -482,10 +482,17 @@ class DuplicateOf(FilterOp):
         return f"{f.v} IN (SELECT record_id FROM ({sub}) WHERE rn > 1)", params
 
 
-def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -> SqlParams:
+def window_sql(
+    value: dict[str, Any],
+    scope: Scope,
+    *,
+    annotate: bool = False,
+    carry: Sequence[tuple[str, str]] = (),
+) -> SqlParams:
     """The ranked participants: ``record_id``, ``rn`` (1 = kept) and, with ``annotate``,
     ``cluster`` (the key as text: one field's key, or a JSON array of several) and
-    ``survivor`` (the kept record's id)."""
+    ``survivor`` (the kept record's id). ``carry``: (name, expression over the mirror row,
+    without parameters) computed as each record is read and passed through as columns."""
     keep = value.get("keep", "newest")
     direction = "ASC" if keep == "oldest" else "DESC"
     order = f"status = 'active' DESC, tk {direction}, record_id {direction}"
@@ -499,6 +506,8 @@ def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -
             ", k AS cluster, first_value(record_id)"
             " OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS survivor"
         )
+    carried = "".join(f", {name}" for name, _ in carry)
+    read = "".join(f", {expr} AS {name}" for name, expr in carry)
     # The keyed rows come from a sub-query SQLite neither flattens nor materialises ("LIMIT -1
     # OFFSET 0"): each record's key is computed once, in the sub-query (flattened, the function
     # call would be substituted into the WHERE, the PARTITION BY and the output: three calls a
@@ -516,18 +525,18 @@ def window_sql(value: dict[str, Any], scope: Scope, *, annotate: bool = False) -
         # name: 26 % share one), their JSON looked up again by rowid.
         order = "status = 'active' DESC, filled DESC, tk DESC, record_id DESC"
         counted = (
-            f"SELECT r, record_id, status, tk, k, count(*) OVER (PARTITION BY k) AS n FROM"
-            f" (SELECT rowid AS r, record_id, status, {when} AS tk, {key} AS k{scoped})"
-            " WHERE k IS NOT NULL"
+            f"SELECT r, record_id, status, tk, k{carried}, count(*) OVER (PARTITION BY k) AS n"
+            f" FROM (SELECT rowid AS r, record_id, status, {when} AS tk, {key} AS k{read}"
+            f"{scoped}) WHERE k IS NOT NULL"
         )
         keyed = (
-            f"SELECT record_id, status, tk, k, {FILLED_FUNCTION}((SELECT data FROM mirror AS m"
-            f" WHERE m.rowid = r)) AS filled FROM ({counted}) WHERE n > 1"
+            f"SELECT record_id, status, tk, k{carried}, {FILLED_FUNCTION}((SELECT data FROM"
+            f" mirror AS m WHERE m.rowid = r)) AS filled FROM ({counted}) WHERE n > 1"
         )
     else:
-        keyed = f"SELECT record_id, status, {when} AS tk, {key} AS k{scoped}"
+        keyed = f"SELECT record_id, status, {when} AS tk, {key} AS k{read}{scoped}"
     sub = (
-        f"SELECT record_id, row_number() OVER w AS rn{annotations} FROM ({keyed})"
+        f"SELECT record_id, row_number() OVER w AS rn{annotations}{carried} FROM ({keyed})"
         f" WHERE k IS NOT NULL WINDOW w AS (PARTITION BY k ORDER BY {order})"
     )
     return sub, params
@@ -537,3 +546,40 @@ def cluster_sql(value: dict[str, Any], scope: Scope) -> SqlParams:
     """``record_id, cluster, survivor`` of every record the condition selects."""
     sub, params = window_sql(value, scope, annotate=True)
     return f"SELECT record_id, cluster, survivor FROM ({sub}) WHERE rn > 1", params
+
+
+def top_level_condition(policy: Policy) -> Condition | None:
+    """The policy's ``duplicate_of`` condition when it is one of the conditions that must all
+    hold (the filter itself, or an item of a top-level ``all``)."""
+    for item in conjuncts(policy.filter):
+        if isinstance(item, Condition) and item.op == OP:
+            return item
+    return None
+
+
+def select_with_clusters(policy: Policy, now: datetime, columns: str) -> SqlParams | None:
+    """``SELECT <columns>, cluster, survivor`` of every record the policy selects (``columns``:
+    of ``mirror``), by record id, for a policy with a :func:`top_level_condition` (else None).
+
+    The duplicate query runs once: its records (looked up by rowid, carried through the window)
+    are those the condition selects, and the policy's scope and the rest of its filter are
+    applied to them — rather than the filter's own sub-query and then :func:`cluster_sql` again
+    for the clusters. In record id order, so the plan's items go into their index in order."""
+    condition = top_level_condition(policy)
+    if condition is None:
+        return None
+    others = tuple(item for item in conjuncts(policy.filter) if item is not condition)
+    where, where_params = where_sql(Policy(**{**policy.__dict__, "filter": All(others)}), now)
+    sub, params = window_sql(
+        condition.value,
+        Scope(policy.connection, policy.module),
+        annotate=True,
+        carry=[("dup_rowid", "rowid")],
+    )
+    sql = (
+        f"SELECT {columns}, dup_cluster AS cluster, dup_survivor AS survivor FROM (SELECT"
+        f" dup_rowid, cluster AS dup_cluster, survivor AS dup_survivor FROM ({sub})"
+        f" WHERE rn > 1) CROSS JOIN mirror ON mirror.rowid = dup_rowid WHERE {where}"
+        " ORDER BY record_id"
+    )
+    return sql, [*params, *where_params]

@@ -243,6 +243,11 @@ def _scope(policy: Policy, now: datetime) -> SqlParams:
     return f"{scope} AND {where}", scoped + params
 
 
+def where_sql(policy: Policy, now: datetime) -> SqlParams:
+    """The WHERE of :func:`select_sql` (the policy's scope and filter over ``mirror``)."""
+    return _scope(policy, now)
+
+
 def select_sql(
     policy: Policy,
     now: datetime,
