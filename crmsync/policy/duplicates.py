@@ -491,8 +491,9 @@ def window_sql(
 ) -> SqlParams:
     """The ranked participants: ``record_id``, ``rn`` (1 = kept) and, with ``annotate``,
     ``cluster`` (the key as text: one field's key, or a JSON array of several) and
-    ``survivor`` (the kept record's id). ``carry``: (name, expression over the mirror row,
-    without parameters) computed as each record is read and passed through as columns."""
+    ``survivor`` (the kept record's id). ``carry``: (name, expression over the ``mirror`` row,
+    without parameters; ``rowid`` spelt ``mirror.rowid``) computed as each record is read and
+    passed through as columns."""
     keep = value.get("keep", "newest")
     direction = "ASC" if keep == "oldest" else "DESC"
     order = f"status = 'active' DESC, tk {direction}, record_id {direction}"
@@ -521,17 +522,17 @@ def window_sql(
     params = [keys_spec(value), scope.connection, scope.module]
     if keep == "most_complete":
         # The field count needs the whole record parsed: only for the records whose key is
-        # shared (a first window counts each key's records; 1M sandbox Leads by company and
-        # name: 26 % share one), their JSON looked up again by rowid.
+        # shared (1M sandbox Leads by company and name: 26 %). A first window over just each
+        # record's key and rowid counts the records of each key; the shared ones are then read
+        # again by rowid for the rest.
         order = "status = 'active' DESC, filled DESC, tk DESC, record_id DESC"
         counted = (
-            f"SELECT r, record_id, status, tk, k{carried}, count(*) OVER (PARTITION BY k) AS n"
-            f" FROM (SELECT rowid AS r, record_id, status, {when} AS tk, {key} AS k{read}"
-            f"{scoped}) WHERE k IS NOT NULL"
+            f"SELECT r, k, count(*) OVER (PARTITION BY k) AS n FROM"
+            f" (SELECT rowid AS r, {key} AS k{scoped}) WHERE k IS NOT NULL"
         )
         keyed = (
-            f"SELECT record_id, status, tk, k{carried}, {FILLED_FUNCTION}((SELECT data FROM"
-            f" mirror AS m WHERE m.rowid = r)) AS filled FROM ({counted}) WHERE n > 1"
+            f"SELECT record_id, status, {when} AS tk, k{read}, {FILLED_FUNCTION}(data) AS filled"
+            f" FROM ({counted}) CROSS JOIN mirror ON mirror.rowid = r WHERE n > 1"
         )
     else:
         keyed = f"SELECT record_id, status, {when} AS tk, {key} AS k{read}{scoped}"
@@ -574,7 +575,7 @@ def select_with_clusters(policy: Policy, now: datetime, columns: str) -> SqlPara
         condition.value,
         Scope(policy.connection, policy.module),
         annotate=True,
-        carry=[("dup_rowid", "rowid")],
+        carry=[("dup_rowid", "mirror.rowid")],
     )
     sql = (
         f"SELECT {columns}, dup_cluster AS cluster, dup_survivor AS survivor FROM (SELECT"
