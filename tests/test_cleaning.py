@@ -89,6 +89,42 @@ def test_phone_key_limits() -> None:
     assert phones.supported_region("CN") and not phones.supported_region("XX")
 
 
+def canonical_by_the_letter(value: Any) -> str | None:
+    """phones.canonical as its docstring reads, character by character."""
+    import unicodedata
+
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = unicodedata.normalize("NFKC", str(value))
+    digits: list[str] = []
+    plus = False
+    for ch in text:
+        if ch in "0123456789":
+            digits.append(ch)
+        elif not digits:
+            plus = plus or ch == "+"
+        elif ch.isalpha() or ch in "#,;":
+            break
+    return ("+" if plus else "") + "".join(digits) if digits else None
+
+
+PHONE_CHARS = "0123456789 +-.()#,;/xX\uff10\uff19\uff0b\u3000\u0663e"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(st.sampled_from(PHONE_CHARS), max_size=20),
+        st.text(max_size=12),
+        st.integers(),
+        st.booleans(),
+    )
+)
+def test_canonical_reads_every_spelling_as_the_loop_does(value: Any) -> None:
+    """The plain-spelling shortcut (digits, spaces, brackets, dashes, dots) reads as the loop."""
+    assert phones.canonical(value) == canonical_by_the_letter(value)
+
+
 def library_e164(value: Any, region: str | None) -> str | None:
     number = phones.canonical(value)
     return phones._e164_slow(number, region) if number else None

@@ -35,7 +35,6 @@ DIGITS = frozenset("0123456789")
 _END = frozenset("#,;")
 _SHAPE_PREFIX = 4
 _MAX_DIGITS = 24  # E.164's 15, an international call prefix and a carrier code; more is noise
-_ALWAYS_PARSE = "*"
 
 
 @cache
@@ -59,14 +58,21 @@ def region_problem(region: Any) -> str:
     )
 
 
-def canonical(value: Any) -> str | None:
-    """``"+86 (138) 1234-5678 ext. 9"`` -> ``"+8613812345678"``; None without digits."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+# The common spellings ("13812345678", "+86 138-1234-5678", "(415) 555.0100"): ASCII digits,
+# spaces, brackets, dashes and dots after an optional "+" — read without the loop below.
+_PLAIN = re.compile(r"\+?[0-9 ()\-.]*[0-9][0-9 ()\-.]*")
+_NOT_DIGITS = re.compile(r"[^0-9]+")
+
+
+def _read(value: Any) -> tuple[bool, str] | None:
+    """:func:`canonical` as (``+`` before the first digit, the ASCII digits up to the end of
+    the number); None without digits."""
+    if type(value) is not str:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
         value = str(value)
-    if not isinstance(value, str):
-        return None
+    if _PLAIN.fullmatch(value):
+        return value[0] == "+", _NOT_DIGITS.sub("", value)
     if not value.isascii():
         value = unicodedata.normalize("NFKC", value)
     digits: list[str] = []
@@ -78,9 +84,16 @@ def canonical(value: Any) -> str | None:
             plus = plus or ch == "+"
         elif ch.isalpha() or ch in _END:
             break
-    if not digits:
+    return (plus, "".join(digits)) if digits else None
+
+
+def canonical(value: Any) -> str | None:
+    """``"+86 (138) 1234-5678 ext. 9"`` -> ``"+8613812345678"``; None without digits."""
+    read = _read(value)
+    if read is None:
         return None
-    return ("+" if plus else "") + "".join(digits)
+    plus, digits = read
+    return "+" + digits if plus else digits
 
 
 def _parse(number: str, region: str | None) -> phonenumbers.PhoneNumber | None:
@@ -96,52 +109,53 @@ def _e164_slow(number: str, region: str | None) -> str | None:
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164) if parsed else None
 
 
-_RULES: dict[tuple[str | None, bool, str, int], str] = {}
+# shape -> ("+CC", N): the E.164 number is +CC and the last N digits; None: parse in full.
+_RULES: dict[tuple[str | None, bool, str, int], tuple[str, int] | None] = {}
 _MAX_RULES = 1 << 17
+_UNLEARNT = ("", 0)
 
 
-def _learn(sample: str, region: str | None) -> str:
+def _learn(sample: str, region: str | None) -> tuple[str, int] | None:
     """What a shape does, learnt from ``sample`` (one canonical number of that shape):
-    ``"+CC:N"`` (E.164 is ``+CC`` and the last N digits) or ``"*"`` (parse each in full)."""
+    ``("+CC", N)`` (E.164 is ``+CC`` and the last N digits) or None (parse each in full)."""
     parsed = _parse(sample, region)
     if parsed is None:  # not learnt: whether a number is possible may hang on later digits
-        return _ALWAYS_PARSE
+        return None
     e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
     digits = sample.lstrip("+")
     code = str(parsed.country_code)
     national = e164[1 + len(code) :]
     if not digits.endswith(national):
-        return _ALWAYS_PARSE
-    return f"+{code}:{len(national)}"
+        return None
+    return f"+{code}", len(national)
 
 
 def e164(value: Any, region: str | None) -> str | None:
     """The E.164 form of a phone value (see the module docstring), or None."""
-    number = canonical(value)
-    if number is None:
+    read = _read(value)
+    if read is None:
         return None
-    plus = number[0] == "+"
-    digits = number[1:] if plus else number
-    if len(digits) < 3 or len(digits) > _MAX_DIGITS:
+    plus, digits = read
+    length = len(digits)
+    if length < 3 or length > _MAX_DIGITS:
         return None
     if plus and digits[0] == "0":  # no country code starts with 0: odd input, parse in full
-        return _e164_slow(number, region)
+        return _e164_slow("+" + digits, region)
     prefix = _SHAPE_PREFIX
     if not plus and region is not None:  # an international call prefix (00, 011, ...)
         idd = _idd(region)
         match = idd.match(digits) if idd is not None else None
         if match:
             prefix += match.end()
-    shape = (region, plus, digits[:prefix], len(digits))
-    rule = _RULES.get(shape)
-    if rule is None:
+    shape = (region, plus, digits[:prefix], length)
+    rule = _RULES.get(shape, _UNLEARNT)
+    if rule is _UNLEARNT:
         if len(_RULES) >= _MAX_RULES:
             _RULES.clear()
-        rule = _RULES[shape] = _learn(number, region)
-    if rule == _ALWAYS_PARSE:
-        return _e164_slow(number, region)
-    code, keep = rule.split(":")
-    return code + digits[len(digits) - int(keep) :]
+        rule = _RULES[shape] = _learn("+" + digits if plus else digits, region)
+    if rule is None:
+        return _e164_slow("+" + digits if plus else digits, region)
+    return rule[0] + digits[length - rule[1] :]
 
 
 def formatted(value: Any, region: str | None, style: str) -> str | None:

@@ -87,13 +87,13 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import orjson
 
 from crmsync.cleaning import keys as clean_keys
-from crmsync.cleaning.phones import region_problem, supported_region
+from crmsync.cleaning.phones import e164, region_problem, supported_region
 from crmsync.policy import filters
 from crmsync.policy.filters import FieldSQL, FilterOp, Scope, SqlParams, time_key_sql
 from crmsync.policy.model import DEFAULT_TIME_FIELD, PSEUDO_FIELDS, All, Condition, FieldRef, Policy
@@ -191,7 +191,7 @@ _KEYS: dict[str, Callable[[Any], str | None]] = {
 
 
 def _e164_in(region: str | None) -> Callable[[Any], str | None]:
-    return lambda value: clean_keys.phone_key(value, region)
+    return partial(e164, region=region)  # clean_keys.phone_key, a call less
 
 
 def key_function(mode: str) -> Callable[[Any], str | None]:
