@@ -178,6 +178,17 @@ def test_every_field_of_the_key_must_match() -> None:
     assert selected(db, {"duplicate_of": ["phone"]}) == set()  # as text, formats differ
 
 
+def test_field_names_a_json_path_cannot_quote() -> None:
+    """Keys of fields named with quotes or backslashes are read from the whole record."""
+    db = mirror(
+        rec("1", {'a"b': "X", "c\\d": 1}, "2025-01-01T00:00:00Z"),
+        rec("2", {'a"b': " x", "c\\d": 1}, "2025-02-01T00:00:00Z"),
+        rec("3", {'a"b': "x", "c\\d": 2}, "2025-03-01T00:00:00Z"),
+    )
+    assert selected(db, {"duplicate_of": ['a"b']}) == {"1", "2"}
+    assert selected(db, {"duplicate_of": ['a"b', "c\\d"]}) == {"1"}
+
+
 def test_exact_compares_like_eq() -> None:
     db = mirror(
         rec("1", {"k": 1}, "2020-01-01"),
