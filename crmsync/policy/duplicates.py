@@ -86,7 +86,7 @@ the policy's scope (connection and module), so it compiles only through
 :func:`crmsync.policy.sql.compile_policy`/``select_sql``.
 
 **Speed** (``benches/dedup.py``, 1M sandbox Leads, one core): e-mail ~8 s, E.164 phone
-~12 s, company + name with ``most_complete`` ~16 s; ``crmsync plan`` of each 13-18 s; under
+~12-14 s, company + name with ``most_complete`` ~17 s; ``crmsync plan`` of each 13-20 s; under
 50 MB. Measured and left out: a bigger page cache or in-memory temporary files for the sort
 (no faster, in-memory temporary files 8 s -> 13 s for e-mail, and more memory), sorter worker
 threads (no faster on two shared cores), a memo of e-mail and phone keys (they rarely repeat:
