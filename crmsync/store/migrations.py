@@ -215,6 +215,67 @@ MIGRATIONS: list[str] = [
 
     INSERT INTO mirror_fts_pending (doc_id, old_data) SELECT rowid, NULL FROM mirror;
     """,
+    # 8: retention and legal hold (crmsync.compliance).
+    # mirror.status_since: when the record entered its current status (the retention clock of
+    # purge_voided_after / purge_archived_after). NULL means "since first_seen_at"; a trigger
+    # sets it whenever status changes (pull, apply, restore alike). Existing rows get the time
+    # of the audit log's last transition into their status, else updated_at (never earlier
+    # than the real change: the clock can only start late, never early).
+    # mirror.restricted_at / restricted_reason: deletion was due but blocked (legal hold,
+    # statutory floor): the record is voided and left out of every ordinary policy until an
+    # admin restores it or a purge runs once the block ends. The reason is a legal-basis code
+    # and a short text, no field values.
+    # legal_holds: one row per hold; kind records | tag | filter | connection | snapshots;
+    # connection/module narrow the scope (NULL: any); spec is JSON ({"tag": T},
+    # {"filter": {...}}, {"snapshots": [ids]}, {} otherwise). legal_hold_records lists the
+    # records of a `records` hold. A hold is active while released_at IS NULL and expires_at
+    # is NULL or in the future.
+    """
+    ALTER TABLE mirror ADD COLUMN status_since TEXT;
+    ALTER TABLE mirror ADD COLUMN restricted_at TEXT;
+    ALTER TABLE mirror ADD COLUMN restricted_reason TEXT;
+
+    UPDATE mirror SET status_since = t.since
+    FROM (
+        SELECT connection, module, record_id, after_status, max(time) AS since FROM audit_log
+        WHERE record_id IS NOT NULL AND after_status IS NOT NULL AND outcome = 'ok'
+        GROUP BY connection, module, record_id, after_status
+    ) AS t
+    WHERE t.connection = mirror.connection AND t.module = mirror.module
+      AND t.record_id = mirror.record_id AND t.after_status = mirror.status;
+    UPDATE mirror SET status_since = updated_at WHERE status_since IS NULL;
+
+    CREATE TRIGGER mirror_status_since AFTER UPDATE OF status ON mirror
+    WHEN OLD.status IS NOT NEW.status BEGIN
+        UPDATE mirror SET status_since = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        WHERE rowid = NEW.rowid;
+    END;
+
+    CREATE INDEX mirror_restricted ON mirror (connection, module)
+    WHERE restricted_at IS NOT NULL;
+
+    CREATE TABLE legal_holds (
+        id             TEXT PRIMARY KEY,
+        kind           TEXT NOT NULL,
+        connection     TEXT,
+        module         TEXT,
+        spec           TEXT NOT NULL DEFAULT '{}',
+        reason         TEXT NOT NULL,
+        created_by     TEXT NOT NULL,
+        created_at     TEXT NOT NULL,
+        expires_at     TEXT,
+        released_at    TEXT,
+        released_by    TEXT,
+        release_reason TEXT
+    );
+    CREATE TABLE legal_hold_records (
+        hold_id    TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        module     TEXT NOT NULL,
+        record_id  TEXT NOT NULL,
+        PRIMARY KEY (connection, module, record_id, hold_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
