@@ -77,6 +77,7 @@ CORE_SCHEMA: dict[str, Any] = {
         "serve": {"type": "object"},  # its keys: crmsync.unattended.schedule.SERVE_SCHEMA
         "run": {"type": "object"},  # its keys: RUN_SCHEMA (crmsync run)
         "notify": {"type": "object"},  # its keys: NOTIFY_SCHEMA (secrets among them)
+        "retention": {"type": "object"},  # its keys: crmsync.compliance.retention
     },
 }
 
@@ -191,6 +192,10 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
     config.policies = parse_policies(
         raw.get("policies", []), connections=set(config.connections), source=source
     )
+    if "retention" in raw:
+        from crmsync.compliance.retention import check_retention
+
+        check_retention(raw["retention"], list(config.connections), source)
     if "serve" in raw:  # cron and time zones are checked here, so every command exits 2
         from crmsync.unattended.schedule import parse_serve, policy_auto_apply
 
