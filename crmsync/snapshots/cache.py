@@ -87,3 +87,10 @@ class HashCache:
         if self.dir is not None:
             with contextlib.suppress(OSError):
                 (self.dir / stored_id).unlink()
+
+    def drop_sets(self) -> None:
+        """Forget the cached record sets (after an erasure: they locate erased versions)."""
+        if self.dir is not None:
+            for old in (self.dir / "sets").glob("*.npz"):
+                with contextlib.suppress(OSError):
+                    old.unlink()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -36,6 +36,11 @@ class PackEntry:
     ordinals: np.ndarray  # uint32, sorted: the ordinals still stored, in file line order
     ids_text: str  # record ids of the stored blobs, "\n"-joined, in file line order
     index_name: str
+    # Erasure tombstones (format version 2): ordinals whose blob was erased on purpose, and the
+    # record ref (sha256 of the record id, as the audit log's proof names it) of each. A
+    # manifest bit on one of these is an erased version, not damage; readers skip it.
+    erased: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
+    erased_refs: tuple[str, ...] = ()
 
     def record_ids(self) -> list[str]:
         return self.ids_text.split("\n") if self.ids_text else []
@@ -46,12 +51,22 @@ class PackEntry:
         bits[self.ordinals] = True
         return bits
 
+    def tombstoned(self) -> np.ndarray:
+        """Bool array over the logical ordinals: which were erased."""
+        bits = np.zeros(self.count, dtype=bool)
+        bits[self.erased] = True
+        return bits
+
     def as_json(self) -> dict[str, object]:
         entry: dict[str, object] = {"id": self.id, "module": self.module, "count": self.count}
         if self.stored != self.id:
             entry["stored"] = self.stored
         if len(self.ordinals) != self.count:
             entry["ordinals"] = self.ordinals.tolist()
+        if len(self.erased):
+            entry["erased"] = [
+                [int(k), r] for k, r in zip(self.erased, self.erased_refs, strict=True)
+            ]
         entry["ids"] = self.record_ids()
         return entry
 
@@ -64,6 +79,9 @@ def parse_entry(raw: object, index_name: str) -> PackEntry:
         stored = raw.get("stored", pack_id)
         ordinals = np.asarray(raw.get("ordinals", range(count)), dtype=np.int64)
         ids_text = "\n".join(ids)  # TypeError unless every id is a string
+        tombs = raw.get("erased", [])
+        erased = np.asarray([int(k) for k, _ in tombs], dtype=np.int64)
+        refs = tuple(str(r) for _, r in tombs)
     except (KeyError, TypeError, ValueError):
         raise RepositoryCorrupt(
             f"{index_name}: a pack entry lacks id/module/count/ids", index_name
@@ -73,11 +91,15 @@ def parse_entry(raw: object, index_name: str) -> PackEntry:
         and isinstance(ids, list) and len(ids) == len(ordinals) and count >= len(ids)
         and (len(ordinals) == 0 or (ordinals.min() >= 0 and ordinals.max() < count))
         and bool(np.all(np.diff(ordinals) > 0))
+        and (len(erased) == 0 or (erased.min() >= 0 and erased.max() < count))
+        and bool(np.all(np.diff(erased) > 0))
+        and not np.intersect1d(erased, ordinals).size
     ):  # fmt: skip
         raise RepositoryCorrupt(f"{index_name}: pack entry {pack_id!r} is inconsistent", index_name)
     return PackEntry(
-        pack_id, stored, module, count, ordinals.astype(np.uint32), ids_text, index_name
-    )
+        pack_id, stored, module, count, ordinals.astype(np.uint32), ids_text, index_name,
+        erased.astype(np.uint32), refs,
+    )  # fmt: skip
 
 
 class Catalog:
@@ -145,12 +167,12 @@ def iter_index(read_object: ReadObject, name: str) -> Iterator[PackEntry]:
 class IndexWriter:
     """Streams pack entries into one compressed index payload (a create's or a prune's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: int = fmt.BASE_VERSION) -> None:
         self.count = 0
         self._out = io.BytesIO()
         cctx = zstandard.ZstdCompressor(level=fmt.META_LEVEL, write_checksum=True)
         self._zw = cctx.stream_writer(self._out, closefd=False)
-        self._zw.write(b'{"version":%d,"packs":[' % fmt.FORMAT_VERSION)
+        self._zw.write(b'{"version":%d,"packs":[' % version)
 
     def add(self, entries: Iterable[PackEntry]) -> None:
         for entry in entries:

@@ -44,6 +44,7 @@ class VerifyReport:
     damaged_snapshots: dict[str, str] = field(default_factory=dict)  # snapshot id -> problem
     damaged_records: list[DamagedRecord] = field(default_factory=list)
     unreferenced_packs: list[str] = field(default_factory=list)  # leftovers, not errors
+    erased_versions: int = 0  # manifest bits on erasure tombstones: erased on purpose, not lost
 
     @property
     def ok(self) -> bool:
@@ -69,6 +70,11 @@ class VerifyReport:
                 f"{len(self.unreferenced_packs)} pack files no index lists (left by an interrupted"
                 " create; harmless, prune removes them)"
             )
+        if self.erased_versions:
+            out.append(
+                f"{self.erased_versions} record versions were erased on request (tombstones;"
+                " not damage)"
+            )
         out.append("no errors" if self.ok else "repository is DAMAGED")
         return out
 
@@ -80,6 +86,7 @@ class VerifyReport:
             "damaged_packs": self.damaged_packs, "damaged_snapshots": self.damaged_snapshots,
             "damaged_records": [r.__dict__ for r in self.damaged_records],
             "unreferenced_packs": self.unreferenced_packs,
+            "erased_versions": self.erased_versions,
         }  # fmt: skip
 
 
@@ -115,6 +122,7 @@ def verify(repo: Repository, read_data: bool = False) -> VerifyReport:
         except SnapshotError as exc:
             rep.damaged_snapshots[sid] = str(exc)
             continue
+        rep.erased_versions += manifest.erased_count
         lost = 0
         for pack_id, bits in manifest.packs:
             problem = bad.get(pack_id)

@@ -3,7 +3,8 @@
 Every object is one zstd frame (sealed with AES-256-GCM in an encrypted repository). Decompressed:
 
 - pack: the blobs of one module (canonical record JSON, UTF-8), each followed by ``\\n``;
-- index: JSON ``{"version": 1, "packs": [{"id", "module", "count", "ids", ...}]}``;
+- index: JSON ``{"version": 1, "packs": [{"id", "module", "count", "ids", ...}]}`` (version 2
+  when an entry lists erased ordinals: ``"erased": [[ordinal, record ref], ...]``);
 - manifest: JSON: the snapshot's header plus ``"packs": [[pack id, base64 bitmap], ...]``.
 """
 
@@ -16,7 +17,13 @@ from typing import Any
 import numpy as np
 import zstandard
 
-FORMAT_VERSION = 1
+# The highest format version this crmsync reads. Version 2 adds erasure tombstones (index
+# entries with "erased"): a repository is written as version 1 until the first erasure raises
+# its config (and every index holding tombstones) to 2, so an older crmsync refuses it with an
+# "upgrade" error instead of taking an erased record for a damaged one.
+FORMAT_VERSION = 2
+BASE_VERSION = 1  # what create writes: readable by every crmsync
+ERASED_VERSION = 2  # config and index objects of a repository with erased records
 CONFIG_NAME = "config"
 PACKS = "packs/"
 INDEX = "index/"

@@ -61,8 +61,11 @@ def prune(repo: Repository, *, dry_run: bool = False, repack_below: float = REPA
         catalog = repo.catalog
         used = {pid: np.zeros(e.count, dtype=bool) for pid, e in catalog.packs.items()}
         for sid in repo.snapshot_ids():
-            for pack_id, bits in repo.manifest(sid).packs:  # a damaged manifest stops prune
+            manifest = repo.manifest(sid)  # a damaged manifest stops prune
+            for pack_id, bits in manifest.packs:
                 used[pack_id] |= bits
+            for pack_id, bits in manifest.erased.items():
+                used[pack_id] |= bits  # a tombstone a manifest names keeps its entry
         sizes = {n.rsplit("/", 1)[-1]: repo.backend.size(n) for n in repo.backend.list(fmt.PACKS)}
         stored_names = {e.stored for e in catalog.packs.values()}
         rep.leftovers_removed = sorted(set(sizes) - stored_names)
@@ -74,6 +77,7 @@ def prune(repo: Repository, *, dry_run: bool = False, repack_below: float = REPA
             rep.bytes_before += size
             live_rows = used[entry.id][entry.ordinals]
             n_live = int(live_rows.sum())
+            tombs = used[entry.id][entry.erased]
             if n_live == len(entry.ordinals) or (
                 n_live and n_live >= repack_below * len(entry.ordinals)
             ):
@@ -83,18 +87,19 @@ def prune(repo: Repository, *, dry_run: bool = False, repack_below: float = REPA
             changed = True
             rep.blobs_removed += len(entry.ordinals) - n_live
             old_files.append(entry.stored)
-            if n_live == 0:
+            if n_live == 0 and not tombs.any():
                 rep.packs_deleted += 1
                 continue
             rep.packs_rewritten += 1
-            new_entry, new_size = _rewrite(repo, entry, live_rows, dry_run)
+            new_entry, new_size = _rewrite(repo, entry, live_rows, dry_run, tombs)
             keep_entries.append(new_entry)
             rep.bytes_after += new_size
         if dry_run or not (changed or rep.leftovers_removed):
             return rep
         old_indexes = list(repo.backend.list(fmt.INDEX))
         if changed:
-            writer = IndexWriter()
+            erased = any(len(e.erased) for e in keep_entries)
+            writer = IndexWriter(fmt.ERASED_VERSION if erased else fmt.BASE_VERSION)
             writer.add(keep_entries)
             payload = writer.finish()
             new_index = None
@@ -111,8 +116,12 @@ def prune(repo: Repository, *, dry_run: bool = False, repack_below: float = REPA
 
 
 def _rewrite(
-    repo: Repository, entry: PackEntry, live_rows: np.ndarray, dry_run: bool
-) -> tuple[PackEntry, int]:
+    repo: Repository, entry: PackEntry, live_rows: np.ndarray, dry_run: bool,
+    tombs: np.ndarray | None = None,
+) -> tuple[PackEntry, int]:  # fmt: skip
+    """The pack with only ``live_rows`` of its stored lines (possibly none: an empty pack
+    keeps the entry of tombstones that manifests still name); ``tombs``: which of the entry's
+    tombstones to keep (default all)."""
     lines = repo.pack_lines(entry)
     rows = np.nonzero(live_rows)[0]
     payload = fmt.compress(b"".join(lines[r] + b"\n" for r in rows), repo.level)
@@ -124,8 +133,10 @@ def _rewrite(
         cached = repo.cache.get(entry.stored, len(entry.ordinals))
         if cached is not None:
             repo.cache.put(stored, cached[rows])
+    keep = np.ones(len(entry.erased), dtype=bool) if tombs is None else tombs
     new = PackEntry(
         entry.id, stored, entry.module, entry.count, entry.ordinals[rows],
-        "\n".join(ids[r] for r in rows), entry.index_name,
+        "\n".join(ids[r] for r in rows), entry.index_name, entry.erased[keep],
+        tuple(r for r, k in zip(entry.erased_refs, keep, strict=True) if k),
     )  # fmt: skip
     return new, size

@@ -88,6 +88,13 @@ class SnapshotInfo:
 class Manifest:
     header: dict[str, Any]
     packs: list[tuple[str, np.ndarray]]  # (logical pack id, bool bitmap over its ordinals)
+    # Bits of erased versions (tombstoned ordinals), taken out of ``packs`` so that readers
+    # never look for them: logical pack id -> bitmap. Empty unless records were erased.
+    erased: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def erased_count(self) -> int:
+        return sum(int(bits.sum()) for bits in self.erased.values())
 
 
 class Repository:
@@ -122,7 +129,7 @@ class Repository:
         if backend.exists(fmt.CONFIG_NAME):
             raise SnapshotError(f"{backend.describe()}: a snapshot repository already exists")
         config: dict[str, Any] = {
-            "format": "crmsync-snapshots", "version": fmt.FORMAT_VERSION,
+            "format": "crmsync-snapshots", "version": fmt.BASE_VERSION,
             "id": secrets.token_hex(16), "created": iso(None), "compression": "zstd",
             "zstd_level": zstd_level, "pack_target": pack_target,
         }  # fmt: skip
@@ -266,7 +273,7 @@ class Repository:
             with self.locked(exclusive=False):
                 header = writer.run(records)
                 header.update({
-                    "format": "crmsync-snapshot", "version": fmt.FORMAT_VERSION,
+                    "format": "crmsync-snapshot", "version": fmt.BASE_VERSION,
                     "time": iso(time), "connection": connection, "modules": list(modules_t),
                     "tags": sorted(set(tags)), "parent": parent_id, "operator": operator,
                     "reason": reason, "scope": "selection" if selection else "all",
@@ -481,6 +488,7 @@ def decode_header(raw: bytes, name: str) -> dict[str, Any]:
 def decode_manifest(raw: bytes, name: str, catalog: Catalog) -> Manifest:
     header = decode_header(raw, name)
     packs = []
+    erased: dict[str, np.ndarray] = {}
     for item in orjson.loads(raw)["packs"]:
         if not (
             isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)
@@ -488,12 +496,18 @@ def decode_manifest(raw: bytes, name: str, catalog: Catalog) -> Manifest:
             raise RepositoryCorrupt(f"{name}: a pack reference is not [id, bitmap]", name)
         entry = catalog.get(item[0], name)
         bits = fmt.decode_bitmap(item[1], entry.count, name)
-        if bool(np.any(bits & ~entry.present())):
+        present = entry.present()
+        if len(entry.erased):
+            tombs = bits & entry.tombstoned()
+            if tombs.any():
+                erased[item[0]] = tombs
+                bits = bits & ~tombs
+        if bool(np.any(bits & ~present)):
             raise RepositoryCorrupt(
                 f"{name}: references blobs of pack {item[0]} that were pruned", name
             )
         packs.append((item[0], bits))
-    return Manifest(header, packs)
+    return Manifest(header, packs, erased)
 
 
 def short_blob_ids(lines: list[bytes]) -> np.ndarray:
