@@ -78,6 +78,7 @@ CORE_SCHEMA: dict[str, Any] = {
         "run": {"type": "object"},  # its keys: RUN_SCHEMA (crmsync run)
         "notify": {"type": "object"},  # its keys: NOTIFY_SCHEMA (secrets among them)
         "retention": {"type": "object"},  # its keys: crmsync.compliance.retention
+        "erasure": {"type": "object"},  # its keys: crmsync.compliance.erasure_config
     },
 }
 
@@ -196,6 +197,10 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
         from crmsync.compliance.retention import check_retention
 
         check_retention(raw["retention"], list(config.connections), source)
+    if "erasure" in raw:
+        from crmsync.compliance.erasure_config import check_erasure
+
+        check_erasure(raw["erasure"], source)
     if "serve" in raw:  # cron and time zones are checked here, so every command exits 2
         from crmsync.unattended.schedule import parse_serve, policy_auto_apply
 
