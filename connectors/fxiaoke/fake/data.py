@@ -57,8 +57,8 @@ def generate(obj: str, count: int, seed: int, now_ms: int) -> list[dict[str, Any
     rng = random.Random(f"{seed}:{obj}")
     out: list[dict[str, Any]] = []
     for n in range(count):
-        created = now_ms - rng.randrange(60_000, 2 * YEAR_MS)
-        modified = min(now_ms - 1000, created + rng.randrange(0, YEAR_MS))
+        created = now_ms - rng.randrange(120_000, 2 * YEAR_MS)
+        modified = created + rng.randrange(0, now_ms - 60_000 - created)  # a minute ago at most
         record: dict[str, Any] = {
             "_id": new_id(rng),
             "name": f"{obj.removesuffix('Obj').removesuffix('__c')} {n:05d}",

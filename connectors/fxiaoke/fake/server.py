@@ -154,11 +154,15 @@ class FakeFxiaoke:
                 record["version"] = str(int(record["version"]) + 1)
             return chosen
 
-    def set_life_status(self, obj: str, ids: Iterable[str], value: str) -> None:
+    def set_life_status(
+        self, obj: str, ids: Iterable[str], value: str, *, stamp: bool = True
+    ) -> None:
+        """A user (or a flow) changes life_status; ``stamp=False`` for seeding."""
         with self._lock:
             for rid in ids:
                 self._records[obj][rid]["life_status"] = value
-                self._records[obj][rid]["last_modified_time"] = self.clock.ms()
+                if stamp:
+                    self._records[obj][rid]["last_modified_time"] = self.clock.ms()
 
     def expire_tokens(self) -> None:
         with self._lock:
