@@ -268,7 +268,7 @@ class FxiaokeApi:
             retry = code in RATE_LIMITED or (code == TIMEOUT and idempotent)
             if retry and attempt < self.settings.max_retries:
                 attempt += 1
-                pause = self._backoff(attempt)
+                pause = self._backoff(attempt, limited=code in RATE_LIMITED and code != -1)
                 log.warning(
                     "%s %s: errorCode %s; retry %d of %d in %.1f s",
                     self.name, path, code, attempt, self.settings.max_retries, pause,
@@ -289,11 +289,15 @@ class FxiaokeApi:
                 **self._where(module, page),
             )
 
-    def _backoff(self, attempt: int) -> float:
-        base = self.settings.backoff_base
-        step = base * (2 ** (attempt - 1)) + random.uniform(0, base)
-        # a per-interface window is period seconds long: never wait longer than it needs
-        return min(self.settings.max_retry_wait, self.settings.rate_limit_period, step)
+    def _backoff(self, attempt: int, *, limited: bool) -> float:
+        """Exponential with jitter. Over a per-interface limit (30004, 14001) the window is
+        ``rate_limit_period`` long, so the steps start at a quarter of it: another client of the
+        same app may be using the interface, and three retries then span a whole window."""
+        s = self.settings
+        base = max(s.backoff_base, s.rate_limit_period / 4) if limited else s.backoff_base
+        step = base * (2 ** (attempt - 1)) + random.uniform(0, s.backoff_base)
+        cap = min(s.max_retry_wait, s.rate_limit_period) if limited else s.max_retry_wait
+        return min(cap, step)
 
     def _post(
         self,

@@ -409,6 +409,19 @@ class FakeFxiaoke:
                 candidates = (r["_id"] for r in rows)
             page: list[dict[str, Any]] = []
             matched = 0
+            cursor_only = all(
+                f.get("field_name") == "_id" and f.get("operator") == "GT" for f in filters
+            )
+            if by_id and cursor_only:
+                # only the _id cursor: slice the sorted ids instead of scanning (benches)
+                ids = self._sorted[obj]
+                start = bisect.bisect_right(ids, str(keyed_after)) if keyed_after else 0
+                if orders[0].get("isAsc", True) is not False:
+                    chosen = ids[start + offset : start + offset + limit]
+                    page = [_project(records[rid], projection) for rid in chosen]
+                    total = len(ids) - start if want_total else 0
+                    return {"data": {"dataList": page, "offset": offset, "limit": limit,
+                                     "total": total}}  # fmt: skip
             for rid in candidates:
                 record = records[rid]
                 if not all(check(record) for check in checks):
