@@ -14,11 +14,14 @@ fixture returning a :class:`ContractHarness`::
 
 pytest then collects every ``test_*`` method below for your connector. The harness is the only
 thing you write: how to open your connector against your server, and how to make the server
-change records, fail requests and report what it received.
+change records, fail requests and report what it received. Two harness methods are optional:
+``expire_tokens()`` and ``malformed_next(count)``; the tests that need them are skipped without
+them. docs/writing-a-connector.md walks through a complete harness.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
@@ -26,7 +29,7 @@ from typing import Any, Protocol
 import pytest
 from jsonschema import Draft202012Validator
 
-from crmsync.errors import AuthError, ConnectorError
+from crmsync.errors import AuthError, BadResponseError, ConnectorError
 from crmsync.hookspecs import (
     Connector,
     ConnectorSession,
@@ -76,6 +79,13 @@ class ContractHarness(Protocol):
 
     def requests(self) -> int:
         """API requests received so far (retries included)."""
+
+    # Optional (tests that need them are skipped when the harness lacks them):
+    #   def expire_tokens(self) -> None
+    #       Make every access token issued so far expired, as the CRM does when its lifetime
+    #       ends (its own expiry answer: HTTP 401 or an error code in the body).
+    #   def malformed_next(self, count: int) -> None
+    #       Make the next ``count`` API answers HTTP 200 with a cut-off (unparseable) JSON body.
 
 
 def _drain(session: ConnectorSession, module: str, since: str | None = None) -> list[Page]:
@@ -205,6 +215,66 @@ class ConnectorContract:
         harness.fail_next(429, 1, retry_after=0)
         ids = {r.id for p in _drain(session, harness.module) for r in p.records}
         assert ids == harness.ids()
+
+    def test_pull_is_lazy_a_page_at_a_time(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        before = harness.requests()
+        pages = len(_drain(session, harness.module))
+        full = harness.requests() - before
+        if pages < 2:
+            pytest.skip("the module fits one page: seed the server with more records")
+        before = harness.requests()
+        first = next(iter(session.pull(harness.module)))
+        assert first.number == 1
+        # memory bounded by a page: the first page must not cost the whole module's requests
+        assert harness.requests() - before < full
+
+    def test_an_expired_token_is_refreshed_and_the_pull_completes(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        expire = getattr(harness, "expire_tokens", None)
+        if expire is None:
+            pytest.skip("the harness has no expire_tokens()")
+        before = harness.requests()
+        _drain(session, harness.module)
+        full = harness.requests() - before
+        expire()
+        before = harness.requests()
+        ids = {r.id for p in _drain(session, harness.module) for r in p.records}
+        assert ids == harness.ids()
+        # refreshed once, then carried on: a refused call and its retry, not a refresh loop
+        assert harness.requests() - before <= full + 2
+
+    def test_a_malformed_answer_is_a_clear_error_naming_the_connection(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        malformed = getattr(harness, "malformed_next", None)
+        if malformed is None:
+            pytest.skip("the harness has no malformed_next()")
+        malformed(1)
+        with pytest.raises(BadResponseError) as err:
+            _drain(session, harness.module)
+        assert "'contract'" in str(err.value)
+        for secret in harness.secret_values:
+            assert secret not in str(err.value)
+
+    def test_no_secret_in_reprs_pages_results_or_logs(
+        self,
+        harness: ContractHarness,
+        session: ConnectorSession,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.INFO)
+        harness.fail_next(503, 1)  # a retry logs a warning: it must not quote a secret either
+        page = next(iter(session.pull(harness.module)))
+        record_id = page.records[0].id if page.records else "999999999999"
+        results = session.push(harness.module, [StatusChange(record_id, "archive")])
+        shown = " ".join(
+            [repr(harness.connector), repr(session), repr(page), repr(results), caplog.text]
+        )
+        for secret in harness.secret_values:
+            assert secret not in shown
 
     def test_concurrency_never_exceeds_the_declared_limit(
         self, harness: ContractHarness, session: ConnectorSession

@@ -103,6 +103,9 @@ class LocalHandler(BaseHTTPRequestHandler):
     """Every method goes to ``_dispatch``; request logging only when ``_verbose()`` says so."""
 
     protocol_version = "HTTP/1.1"  # keep-alive: clients pool connections, as with real CRMs
+    # Headers and body are separate writes: with Nagle's algorithm the body waits for the
+    # client's delayed ACK (~40 ms a request on Linux).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._dispatch()
