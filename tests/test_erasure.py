@@ -1,0 +1,234 @@
+"""`crmsync erase` end to end against the sandbox CRM: after an approved erasure the person's
+e-mail and phone are nowhere — not in the CRM (its API), the mirror, the search index, any
+snapshot (the raw repository bytes, every pack opened), or the SQLite files — while a record
+under legal hold survives, restricted, with the reason audited. Plus the bad-input exits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import zstandard
+from click.testing import Result
+
+from crmsync.compliance import holds
+from crmsync.sandbox import SandboxCRM
+from crmsync.snapshots import LocalBackend, Repository, crypto
+from crmsync.snapshots import format as fmt
+from crmsync.store import open_store
+from tests.lifecycle_support import TOKEN, run, write_config
+
+EMAIL = "li.na.erase@example.org"
+SPELLINGS = [  # as the records hold them: the raw-byte checks look for each
+    b"li.na.erase@example.org", b"LI.NA.ERASE@EXAMPLE.ORG", b"139 0000 4321",
+    b"+86-139-0000-4321", b"13900004321",
+]  # fmt: skip
+PASS = "erasure e2e passphrase"
+
+
+@pytest.fixture(autouse=True)
+def _fast_kdf(monkeypatch):
+    monkeypatch.setattr(crypto, "DEFAULT_N", crypto.MIN_N)
+
+
+@pytest.fixture
+def crm():
+    sizes = {"Leads": 12, "Contacts": 12, "Deals": 6}
+    with SandboxCRM(module_sizes=sizes, seed=9, token=TOKEN) as crm:
+        crm.start()
+        yield crm
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output + result.stderr
+    return result
+
+
+def fails(result: Result, code: int, phrase: str) -> str:
+    assert result.exit_code == code, (result.exit_code, result.output, result.stderr)
+    assert "Traceback" not in result.output + result.stderr
+    assert phrase in result.stderr, result.stderr
+    for spelling in SPELLINGS:  # the request's values are never echoed
+        assert spelling.decode() not in result.output + result.stderr
+    return result.stderr
+
+
+def config_for(tmp_path: Path, crm: SandboxCRM, monkeypatch, encrypted: bool) -> Path:
+    monkeypatch.setenv("LC_TOKEN", TOKEN)
+    monkeypatch.setenv("SNAP_PASS", PASS)
+    path = write_config(tmp_path, crm.api_url, policies=[])
+    extra = '\n[snapshots]\ncache_dir = "cache"\n'
+    if encrypted:
+        extra += 'passphrase = "env:SNAP_PASS"\n'
+    extra += '\n[erasure]\nmax_records = 5\ndefault_region = "CN"\n'
+    path.write_text(path.read_text() + extra)
+    return path
+
+
+def person(crm: SandboxCRM) -> dict[str, str]:
+    """The person: a lead and a contact (two spellings each), a contact that will exist only
+    in an older snapshot, and a deal named by id that a legal hold covers."""
+    lead, contact, old = crm.ids("Leads")[3], crm.ids("Contacts")[4], crm.ids("Contacts")[5]
+    deal = crm.ids("Deals")[1]
+    now = crm.clock.iso()
+    crm.store.update("Leads", int(lead), {"email": EMAIL, "phone": "139 0000 4321"}, now)
+    crm.store.update(
+        "Contacts", int(contact),
+        {"email": EMAIL.upper(), "phone": "+86-139-0000-4321"}, now,
+    )  # fmt: skip
+    crm.store.update("Contacts", int(old), {"email": EMAIL, "phone": "13900004321"}, now)
+    return {"lead": lead, "contact": contact, "old": old, "deal": deal}
+
+
+def repository_bytes(root: Path, passphrase: str | None) -> bytes:
+    """Every file as stored, and every object opened (decrypted) and decompressed."""
+    repo = Repository.open(LocalBackend(root), passphrase=passphrase, use_cache=False)
+    kinds = {"packs": fmt.KIND_PACK, "index": fmt.KIND_INDEX, "snapshots": fmt.KIND_SNAPSHOT}
+    out = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        out.append(data)
+        top = path.relative_to(root).parts[0]
+        if top in kinds:
+            opened = repo.codec.open(data, kinds[top], path.name)
+            out.append(zstandard.ZstdDecompressor().decompressobj().decompress(opened))
+    return b"\n".join(out)
+
+
+def store_bytes(tmp_path: Path) -> bytes:
+    return b"\n".join(p.read_bytes() for p in sorted(tmp_path.glob("mirror.db*")))
+
+
+def leaks(data: bytes) -> list[bytes]:
+    low = data.lower()
+    return [s for s in SPELLINGS if s.lower() in low]
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_after_erase_the_person_is_nowhere_and_the_held_record_survives(
+    tmp_path, crm, monkeypatch, encrypted
+):
+    cfg = config_for(tmp_path, crm, monkeypatch, encrypted)
+    ids = person(crm)
+    ok(run(cfg, "pull"))
+    ok(run(cfg, "snapshot", "create"))
+    # the old contact leaves the CRM and the mirror: only the first snapshot still holds it
+    crm.delete_records("Contacts", [ids["old"]])
+    with sqlite3.connect(tmp_path / "mirror.db") as db:
+        db.execute("DELETE FROM mirror WHERE record_id = ? AND module = 'Contacts'", (ids["old"],))
+    crm.clock.advance(60)
+    crm.store.update("Leads", int(ids["lead"]), {"city": "Hangzhou"}, crm.clock.iso())
+    ok(run(cfg, "pull"))
+    ok(run(cfg, "snapshot", "create"))  # the lead's second version
+    hits = json.loads(ok(run(cfg, "search", "li.na.erase", "--json")).stdout)
+    assert {h["record_id"] for h in hits} == {ids["lead"], ids["contact"]}
+    with open_store(tmp_path / "mirror.db") as store:
+        holds.add_hold(
+            store, kind="records", reason="litigation 42", operator="legal",
+            records=[("sandbox", "Deals", ids["deal"])],
+        )  # fmt: skip
+    passphrase = PASS if encrypted else None
+    assert leaks(repository_bytes(tmp_path / "snapshots", passphrase))  # positive controls
+    assert leaks(store_bytes(tmp_path))
+
+    plan = json.loads(ok(run(
+        cfg, "erase", "--email", EMAIL.title(), "--phone", "+86 139-0000-4321",
+        "--record", f"sandbox:Deals:{ids['deal']}", "--basis", "GDPR-17-1-b",
+        "--operator", "alice", "--json",
+    )).stdout)  # fmt: skip
+    parts = {p["part"]: {r["record_id"]: r for r in p["records"]} for p in plan["parts"]}
+    assert set(parts["erase:sandbox/Leads"]) == {ids["lead"]}
+    assert set(parts["erase:sandbox/Contacts"]) == {ids["contact"], ids["old"]}
+    assert parts["erase:sandbox/Contacts"][ids["old"]]["found"] == ["snapshots"]
+    assert parts["erase:sandbox/Leads"][ids["lead"]]["versions"] == 2
+    assert parts["restrict:sandbox/Deals"][ids["deal"]]["block"]["kind"] == "hold"
+    assert plan["request"] == {"emails": 1, "phones": 1, "records": 1}
+    assert not leaks(store_bytes(tmp_path)[:0] + json.dumps(plan).encode())
+
+    fails(run(cfg, "erase", "--apply", plan["id"], "--operator", "alice"), 3, "approval")
+    assert crm.record("Leads", ids["lead"]) is not None  # nothing happened
+    ok(run(cfg, "approve", plan["id"], "--operator", "bob"))
+    done = json.loads(ok(run(cfg, "erase", "--apply", plan["id"], "--operator", "bob",
+                             "--json")).stdout)  # fmt: skip
+    assert done["erased"] == 3 and done["restricted"] == 1 and done["status"] == "applied"
+
+    # the CRM (its API), the mirror, the search index
+    assert crm.record("Leads", ids["lead"]) is None
+    assert crm.record("Contacts", ids["contact"]) is None
+    assert crm.record("Deals", ids["deal"])["status"] == "voided"  # held: restricted only
+    assert json.loads(ok(run(cfg, "search", "li.na.erase", "--json",
+                             "--all-snapshots")).stdout) == []  # fmt: skip
+    assert json.loads(ok(run(cfg, "search", "13900004321", "--json")).stdout) == []
+    with sqlite3.connect(tmp_path / "mirror.db") as db:
+        rows = db.execute(
+            "SELECT module, record_id, restricted_reason FROM mirror WHERE record_id IN (?,?,?,?)",
+            (ids["lead"], ids["contact"], ids["old"], ids["deal"]),
+        ).fetchall()
+        assert [(m, r) for m, r, _ in rows] == [("Deals", ids["deal"])]
+        assert "hold" in rows[0][2]
+        erased = db.execute(
+            "SELECT record_id, record_ref, detail FROM audit_log WHERE action = 'erase'"
+        ).fetchall()
+        restrict = db.execute(
+            "SELECT record_id, detail FROM audit_log WHERE action = 'restrict'"
+        ).fetchall()
+        named = db.execute(
+            "SELECT count(*) FROM audit_log WHERE record_id IN (?, ?, ?)",
+            (ids["lead"], ids["contact"], ids["old"]),
+        ).fetchone()[0]
+    refs = {hashlib.sha256(ids[k].encode()).hexdigest() for k in ("lead", "contact", "old")}
+    assert {r for _, r, _ in erased} == refs and all(rid is None for rid, _, _ in erased)
+    assert all(json.loads(d)["basis"] == "GDPR-17-1-b" for _, _, d in erased)
+    assert named == 0  # earlier entries of the erased records are redacted too
+    assert restrict[0][0] == ids["deal"] and json.loads(restrict[0][1])["block"] == "hold"
+
+    # the raw bytes: every snapshot file (and pack opened), the database and its WAL
+    assert leaks(repository_bytes(tmp_path / "snapshots", passphrase)) == []
+    assert leaks(store_bytes(tmp_path)) == []
+    repo = Repository.open(LocalBackend(tmp_path / "snapshots"), passphrase=passphrase,
+                           use_cache=False)  # fmt: skip
+    first = repo.list()[0].id
+    assert repo.get(first, "Deals", ids["deal"]) is not None  # the held record survives
+    assert repo.get(first, "Leads", ids["lead"]) is None
+    ok(run(cfg, "snapshot", "verify", "--read-data"))
+    ok(run(cfg, "audit", "verify"))
+    ok(run(cfg, "pull"))  # nothing comes back
+    with sqlite3.connect(tmp_path / "mirror.db") as db:
+        assert (
+            db.execute(
+                "SELECT count(*) FROM mirror WHERE record_id IN (?, ?)",
+                (ids["lead"], ids["contact"]),
+            ).fetchone()[0]
+            == 0
+        )
+
+    again = run(cfg, "erase", "--apply", plan["id"], "--operator", "bob")
+    ok(again)  # re-running an applied plan changes nothing
+    with sqlite3.connect(tmp_path / "mirror.db") as db:
+        assert (
+            db.execute("SELECT count(*) FROM audit_log WHERE action = 'erase'").fetchone()[0] == 3
+        )
+
+
+def test_bad_requests_exit_with_clear_messages_and_change_nothing(tmp_path, crm, monkeypatch):
+    cfg = config_for(tmp_path, crm, monkeypatch, encrypted=False)
+    person(crm)
+    ok(run(cfg, "pull"))
+    base = ["--basis", "GDPR-17-1-b", "--no-pull"]
+    fails(run(cfg, "erase", "--email", "nobody@nowhere.example", *base), 3, "nothing to erase")
+    many = [f"sandbox:Leads:{i}" for i in crm.ids("Leads")[:6]]
+    fails(run(cfg, "erase", *[a for r in many for a in ("--record", r)], *base), 3,
+          "more than the limit of 5")  # fmt: skip
+    fails(run(cfg, "erase", "--email", EMAIL, "--max", "1", *base), 3, "limit of 1")
+    fails(run(cfg, "erase", "--email", EMAIL, "--connection", "nope", *base), 2, "nope")
+    fails(run(cfg, "erase", "--record", "nope:Leads:1", *base), 2, "no connection named")
+    fails(run(cfg, "erase", "--email", "not-an-address", *base), 2, "not an e-mail")
+    fails(run(cfg, "erase", "--phone", "12", *base), 2, "not a phone number")
+    fails(run(cfg, "erase", "--email", EMAIL, "--basis", "because"), 2, "legal-basis code")
+    fails(run(cfg, "erase", "--apply", "no-such-plan"), 2, "no plan")
+    with sqlite3.connect(tmp_path / "mirror.db") as db:
+        assert db.execute("SELECT count(*) FROM plans").fetchone()[0] == 0
+    assert crm.record("Leads", crm.ids("Leads")[3]) is not None
