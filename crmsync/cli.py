@@ -27,6 +27,7 @@ class CrmsyncGroup(click.Group):
     commands pull in numpy and zstandard, which every other command would pay for at start."""
 
     LAZY_COMMANDS = {
+        "erase": ("crmsync.compliance.erase_cli", "erase_command"),
         "new-connector": ("crmsync.scaffold.cli", "new_connector_command"),
         "report": ("crmsync.report.cli", "report_command"),
         "run": ("crmsync.unattended.run_cli", "run_command"),
