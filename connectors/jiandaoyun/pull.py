@@ -21,7 +21,8 @@ server's clock (``Date`` of the first answer, floored to the second) less
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,16 +94,36 @@ def server_time(response: Any) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def record_status(form: Form, record: dict[str, Any]) -> str | None:
-    status = form.settings.status
-    if status is None:
-        return None
-    widget = form.resolve(status.field, connection="")
-    value = record.get(widget.name)
-    for name in ("voided", "archived", "active"):
-        if value == status.values.get(name):
-            return name
-    return "active"  # empty or another option: the record is in the working lists
+class StatusReader:
+    """The lifecycle status a record shows: its status widget's option text, mapped back.
+    Resolved once per pull (not per record)."""
+
+    def __init__(self, form: Form) -> None:
+        status = form.settings.status
+        self.name: str | None = None
+        self.by_text: dict[Any, str] = {}
+        if status is not None:
+            self.name = form.resolve(status.field, connection="").name
+            for name in ("active", "archived", "voided"):
+                self.by_text.setdefault(status.values[name], name)
+
+    def __call__(self, record: Mapping[str, Any]) -> str | None:
+        if self.name is None:
+            return None
+        value = record.get(self.name)
+        # empty or another option: the record is in the working lists
+        return self.by_text.get(value, "active") if isinstance(value, str) else "active"
+
+
+_JDY_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def modified_z(value: str) -> str:
+    """``updateTime`` as crmsync's ISO UTC form; Jiandaoyun's own form is converted by string
+    (the pull's hot path), anything else parsed."""
+    if _JDY_TIME.fullmatch(value):
+        return value[:19] + "Z" if value[20:23] == "000" else value[:23] + "000Z"
+    return iso_z(parse_time(value))
 
 
 class Puller:
@@ -123,11 +144,11 @@ class Puller:
             lower, after, start = checkpoint.lower, checkpoint.after, checkpoint.start
         fields = form.api_names(spec.fields, connection=self.api.name) if spec.fields else None
         if fields is not None:
-            status = spec.status
             extra = [MODIFIED_FIELD]
-            if status is not None:
-                extra.append(form.resolve(status.field, connection=self.api.name).name)
+            if spec.status is not None:
+                extra.append(form.resolve(spec.status.field, connection=self.api.name).name)
             fields = list(dict.fromkeys([*fields, *extra]))
+        status = StatusReader(form)
         limit = self.settings.page_size
         number = 0
         while True:
@@ -166,7 +187,7 @@ class Puller:
                     module=module,
                     page=number,
                 )
-            records = [self._record(form, row, number) for row in rows]
+            records = [self._record(form, status, row, number) for row in rows]
             if len(records) > limit:
                 raise BadResponseError(
                     f"data/list answered {len(records)} records for limit {limit}",
@@ -190,7 +211,7 @@ class Puller:
             if not more:
                 return
 
-    def _record(self, form: Form, row: Any, number: int) -> PulledRecord:
+    def _record(self, form: Form, status: StatusReader, row: Any, number: int) -> PulledRecord:
         rid = row.get(ID_FIELD) if isinstance(row, dict) else None
         if not isinstance(rid, str) or not rid:
             raise BadResponseError(
@@ -203,7 +224,7 @@ class Puller:
         modified_at = None
         if isinstance(modified, str) and modified:
             try:
-                modified_at = iso_z(parse_time(modified))
+                modified_at = modified_z(modified)
             except ValueError:
                 raise BadResponseError(
                     f"record {rid}: {MODIFIED_FIELD} {modified[:40]!r} is not a time",
@@ -211,4 +232,4 @@ class Puller:
                     module=form.settings.name,
                     page=number,
                 ) from None
-        return PulledRecord(rid, form.record_data(row), modified_at, record_status(form, row))
+        return PulledRecord(rid, form.record_data(row), modified_at, status(row))

@@ -309,6 +309,9 @@ class FakeJiandaoyun:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         path = handler.path.split("?", 1)[0]
+        if path.startswith("/_fake/"):
+            self._control(handler, path, raw)
+            return
         if not path.startswith(ROOT):
             self._send(handler, 404, {"code": INVALID[0], "msg": "Not Found"})
             return
@@ -331,10 +334,27 @@ class FakeJiandaoyun:
                 self.stats_.rate_limited += 1
         self._send(handler, status, body, headers)
 
+    def _control(self, handler: LocalHandler, path: str, raw: bytes) -> None:
+        """Test controls over HTTP (no auth, not counted): for a fake in another process."""
+        body = orjson.loads(raw) if raw else {}
+        if path == "/_fake/stats":
+            self._send(handler, 200, self.stats())
+        elif path == "/_fake/stats/reset":
+            self.reset_stats()
+            self._send(handler, 200, {"ok": True})
+        elif path == "/_fake/touch":
+            self._send(handler, 200, {"ids": self.touch(body.get("count"), body.get("ids"))})
+        elif path == "/_fake/clock":
+            self._send(handler, 200, {"now": self.advance(float(body.get("advance_seconds", 0)))})
+        else:
+            self._send(handler, 404, {"code": INVALID[0], "msg": "unknown control"})
+
     def _send(
         self, handler: LocalHandler, status: int, body: Any, headers: dict | None = None
     ) -> None:
-        payload = body if isinstance(body, bytes) else orjson.dumps(body)
+        payload = (
+            body if isinstance(body, bytes) else orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+        )
         handler.log_request(status)
         handler.send_response_only(status)  # Date comes from the fake clock, below
         handler.send_header("Content-Type", "application/json; charset=utf-8")
