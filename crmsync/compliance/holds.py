@@ -283,7 +283,7 @@ def held_sql(
 ) -> tuple[str, list[Any]]:
     """A SQL expression over a mirror row (``alias``: its table alias, or none), true when
     one of ``holds`` that is active at ``now`` covers the record of ``connection/module``."""
-    a = f"{alias}." if alias else ""
+    a = f"{alias or 'mirror'}."  # qualified: the sub-queries have record_id columns too
     parts: list[str] = []
     params: list[Any] = []
     record_holds = []

@@ -20,6 +20,7 @@
     keep_basis = "HGB-257"          # legal-basis code of the floor (required with keep_at_least)
     purge_basis = "PIPL-47-1-2"     # legal-basis code audited with each purge (the default)
     require_approval = true         # purge plans need a second person's approval (default)
+    max_records = 500               # blast radius: a purge plan of more records stops (exit 3)
 
 The most specific rule wins: one naming the module over the connection-wide one. A module no
 rule covers is never purged by retention. Durations as in policies: 30d, 26w, 3y (y = 365 d).
@@ -35,7 +36,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from crmsync.errors import ConfigError
-from crmsync.policy.model import DURATION_PATTERN, parse_duration
+from crmsync.policy.model import DEFAULT_MAX_RECORDS, DURATION_PATTERN, parse_duration
 from crmsync.schema_text import describe
 
 KEEP_FROM = ("created", "modified", "status")
@@ -57,6 +58,7 @@ RULE_SCHEMA: dict[str, Any] = {
         "keep_basis": _BASIS,
         "purge_basis": _BASIS,
         "require_approval": {"type": "boolean"},
+        "max_records": {"type": "integer", "minimum": 1},
     },
 }
 RETENTION_SCHEMA: dict[str, Any] = {
@@ -85,6 +87,7 @@ class RetentionRule:
     keep_basis: str | None = None
     purge_basis: str = DEFAULT_PURGE_BASIS
     require_approval: bool = True
+    max_records: int = DEFAULT_MAX_RECORDS  # blast radius of one purge plan, per module
     raw: Mapping[str, Any] | None = None  # as written (durations as text, for display)
 
     def text(self, key: str) -> str:
@@ -176,6 +179,7 @@ def check_retention(
                 keep_basis=raw.get("keep_basis"),
                 purge_basis=raw.get("purge_basis", DEFAULT_PURGE_BASIS),
                 require_approval=raw.get("require_approval", True),
+                max_records=raw.get("max_records", DEFAULT_MAX_RECORDS),
                 raw=dict(raw),
             )
         )

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from crmsync.audit.model import AuditEntry
+from crmsync.compliance.purge import COMPLIANCE_ACTIONS
+from crmsync.compliance.purge_apply import apply_part
 from crmsync.config import Config
 from crmsync.connections import open_session
 from crmsync.errors import ConfigError, ConnectorError, GuardError
@@ -146,6 +148,7 @@ def apply_plan(
             session = open_session(config, registry, connection)
             try:
                 _apply_module(
+                    config,
                     session,
                     store,
                     copies,
@@ -157,6 +160,7 @@ def apply_plan(
                     run_id,
                     result,
                     on_batch,
+                    now,
                 )
             finally:
                 session.close()
@@ -182,6 +186,7 @@ def apply_plan(
 
 
 def _apply_module(
+    config: Config,
     session: ConnectorSession,
     store: Store,
     copies: PreChangeSnapshots,
@@ -193,11 +198,18 @@ def _apply_module(
     run_id: int,
     result: ApplyResult,
     on_batch: Callable[[str, int], None] | None,
+    now: datetime,
 ) -> None:
     info = select_modules(session, connection, [module])[0]
     # 1. refresh the mirror from the CRM (cheap: incremental)
     pull_module(session, store, connection, info)
     for policy in policies:
+        if policy.action in COMPLIANCE_ACTIONS:  # purge / restrict: verified snapshot first
+            apply_part(
+                config, session, store, copies, plan, info, policy, operator, run_id, result,
+                on_batch, now,
+            )  # fmt: skip
+            continue
         target = TARGET_STATUS.get(policy.action)  # None: a field write (tag, update)
         operation = connector_operation(policy)
         if operation not in info.actions:

@@ -253,6 +253,7 @@ def _exit_for(result: ApplyResult, plan_id: str) -> None:
     """Loud on partial success: 1 if the CRM refused records, 3 if some drifted."""
     failed = sum(s.get("failed", 0) for s in result.counts.values())
     drift = sum(s.get("drift", 0) for s in result.counts.values())
+    held = sum(s.get("held", 0) for s in result.counts.values())
     if failed:
         click.echo(
             f"error: the CRM refused {failed} record(s); see "
@@ -264,6 +265,13 @@ def _exit_for(result: ApplyResult, plan_id: str) -> None:
         click.echo(
             f"stopped: {drift} record(s) changed in the CRM since the plan and were "
             "skipped; plan again to include them",
+            err=True,
+        )
+        sys.exit(GuardError.exit_code)
+    if held:  # a legal hold or statutory floor found at apply time (crmsync.compliance)
+        click.echo(
+            f"stopped: {held} record(s) are under a legal hold or statutory minimum and were"
+            " not purged (restricted instead)",
             err=True,
         )
         sys.exit(GuardError.exit_code)

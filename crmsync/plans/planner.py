@@ -213,7 +213,12 @@ def make_plan(
     store.ensure_policy_indexes(policies, keep=[p for p in config.policies if p.enabled])
     queries: list[tuple[Policy, str, list[Any]]] = []
     for policy in policies:
-        sql, params = item_query(policy, now)
+        if policy.action.type == "purge":  # retention, holds and floors ANDed in
+            from crmsync.compliance.purge import policy_item_query
+
+            sql, params = policy_item_query(config, store, policy, now)
+        else:
+            sql, params = item_query(policy, now)
         queries.append((policy, sql, params))
     counts = store.create_plan(
         plan_id=plan_id,

@@ -64,6 +64,16 @@ class Void(ActionType):
     default_require_approval = True  # DESIGN.md: voiding needs approval when the policy says so
 
 
+@register("purge")
+class Purge(ActionType):
+    """Delete voided records for good. The planner ANDs retention to the filter (voided past
+    ``purge_voided_after``, no legal hold, statutory floor passed: crmsync.compliance.purge);
+    apply checks again and deletes only after a verified snapshot."""
+
+    from_statuses = ("voided",)
+    default_require_approval = True  # 4-eyes: the one change that cannot be undone
+
+
 @register("restore")
 class Restore(ActionType):
     from_statuses = ("archived", "voided")

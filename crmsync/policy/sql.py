@@ -32,7 +32,8 @@ microsecond; any other text beginning with ``YYYY-MM-DD`` (offsets, date only, o
 is read by SQLite's date functions, to the millisecond. Anything else is not a time.
 
 **Scope.** :func:`select_sql` adds what the filter does not say: the policy's connection and
-module, live records only (``crm_deleted_at IS NULL``), and only the lifecycle statuses the
+module, live and unrestricted records only (``crm_deleted_at IS NULL``, ``restricted_at IS
+NULL``), and only the lifecycle statuses the
 action applies to (archive: active; void: active, archived; restore: archived, voided).
 
 Field names go into the SQL as JSON-path literals (quoted for SQL and for the JSON path);
@@ -234,7 +235,9 @@ def compile_policy(policy: Policy, now: datetime) -> SqlParams:
 
 def _scope(policy: Policy, now: datetime) -> SqlParams:
     where, params = compile_policy(policy, now)
-    scope = "connection = ? AND module = ? AND crm_deleted_at IS NULL"
+    # Restricted records (crmsync.compliance: deletion due but blocked) are out of every
+    # policy's reach; only an admin's restore or the purge when the block ends touch them.
+    scope = "connection = ? AND module = ? AND crm_deleted_at IS NULL AND restricted_at IS NULL"
     scoped: list[Any] = [policy.connection, policy.module]
     statuses = actions.registry[policy.action.type].from_statuses
     if statuses is not None:
