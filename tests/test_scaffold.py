@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from crmsync import scaffold
 from crmsync.cli import cli
 from crmsync.errors import EXIT_USAGE
 from crmsync.scaffold import FILES
@@ -171,3 +172,42 @@ def test_bad_options_are_refused_with_exit_2(
     assert result.exit_code == EXIT_USAGE
     assert message in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_it_cannot_write_in_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(**kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(scaffold.tempfile, "mkdtemp", refused)  # as root, chmod would not do
+    result = new_connector("acme", "--dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert "cannot write in" in result.stderr and "Permission denied" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_leaves_nothing_half_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(source: object, target: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(scaffold.os, "rename", full)
+    result = new_connector("acme", "--dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert "No space left on device" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registered_plugins_replaces_an_installed_copy_and_restores_the_registry() -> None:
+    from crmsync import plugins
+    from crmsync.testing.plugins import registered_plugins
+    from crmsync_connectors.zoho import plugin as zoho_plugin
+
+    before = plugins.get_registry()
+    with registered_plugins(("zoho", zoho_plugin)) as registry:
+        assert plugins.get_registry() is registry
+        assert [p.name for p in registry.plugins].count("zoho") == 1
+        assert registry.connector("zoho").name == "zoho"
+    assert plugins.get_registry() is before

@@ -126,8 +126,11 @@ def generate(names: Names, target: Path) -> list[Path]:
     """
     templates = resources.files("crmsync.scaffold") / "templates"
     tokens = names.tokens()
-    staging = Path(tempfile.mkdtemp(prefix=f".{names.dist}-", dir=target.parent))
     written: list[Path] = []
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{names.dist}-", dir=target.parent))
+    except OSError as exc:
+        raise CrmsyncError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
     try:
         for source, dest in FILES.items():
             path = staging / dest.replace("PKG", names.package)
@@ -135,6 +138,9 @@ def generate(names: Names, target: Path) -> list[Path]:
             path.write_text(render((templates / source).read_text("utf-8"), tokens), "utf-8")
             written.append(target / path.relative_to(staging))
         os.rename(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise CrmsyncError(f"cannot write {target}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
