@@ -33,7 +33,10 @@ def dingtalk_settings(dt: FakeDingTalk, **extra: Any) -> dict[str, Any]:
         "oapi_url": dt.oapi_url,
         "modules": [
             "crm_customer",
-            {"name": "crm_customer_personal", "status_field": STATUS_FIELDS["crm_customer_personal"]},
+            {
+                "name": "crm_customer_personal",
+                "status_field": STATUS_FIELDS["crm_customer_personal"],
+            },
             {"name": "crm_contact", "status_field": STATUS_FIELDS["crm_contact"]},
             {"name": "crm_follow_record", "status_field": STATUS_FIELDS["crm_follow_record"]},
         ],

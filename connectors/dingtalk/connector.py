@@ -336,14 +336,17 @@ class DingTalkSession:
             _, body = self.api.call_new("read", "GET", CUSTOMERS, params=params, context=context)
             values_key, more_key, next_key = "values", "hasMore", "nextToken"
             total = body.get("totalCount") if isinstance(body.get("totalCount"), int) else None
-        if not isinstance(body, dict) or not isinstance(body.get(values_key, []), list):
+        # Strict on purpose: a full pull that read an unexpected shape as "no records" would
+        # tell the core every mirrored record was deleted. Assumption: an empty result still
+        # carries "values": [] (as the documented examples do).
+        if not isinstance(body, dict) or not isinstance(body.get(values_key), list):
             raise BadResponseError(
                 f"the answer has no {values_key!r} list",
                 connection=self.name,
                 module=module,
                 page=context["page"],
             )
-        return list(body.get(values_key) or []), bool(body.get(more_key)), body.get(next_key), total
+        return list(body[values_key]), bool(body.get(more_key)), body.get(next_key), total
 
     # ------------------------------------------------------------------ push
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import sys
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -545,9 +547,13 @@ class _Handler(LocalHandler):
                     )
                 except Answer as answer:
                     status, payload, headers = answer.status, answer.payload, answer.headers
-            self._send(status, payload, headers)
+        except Exception as exc:  # a bug of the fake: answer 500 and say why on stderr
+            traceback.print_exc(file=sys.stderr)
+            status, payload = 500, {"code": "systemError", "message": repr(exc)}
         finally:
+            # counted before the answer leaves: a client that has its answer sees it counted
             fake.stats_.leave(kind, status)
+        self._send(status, payload, headers)
 
     def _send(self, status: int, payload: Any, headers: Mapping[str, str]) -> None:
         body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
