@@ -405,3 +405,18 @@ def test_batches_over_100_are_refused_before_any_call(
     with pytest.raises(ConnectorError, match="at most 100"):
         session.delete(MODULE, [str(i) for i in range(101)])
     assert jdy.stats()["requests"] == 0
+
+
+def test_the_commented_example_connection_is_valid() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    text = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text()
+    start = text.index("# [connections.jdy]")
+    block = text[start : text.index("\n\n", start)]
+    lines = [line[2:] for line in block.splitlines() if not line.startswith("# #")]
+    table = tomllib.loads("\n".join(lines))["connections"]["jdy"]
+    assert table.pop("connector") == "jiandaoyun"
+    assert not list(Draft202012Validator(SETTINGS_SCHEMA).iter_errors(table))
