@@ -406,3 +406,18 @@ def test_archive_without_a_field_is_not_offered(fx: FakeFxiaoke) -> None:
         session.push("AccountObj", [StatusChange(fx.ids("AccountObj")[0], "archive")])
     with pytest.raises(ConnectorError, match="'tag' is not supported"):
         session.push("AccountObj", [StatusChange(fx.ids("AccountObj")[0], "tag")])
+
+
+def test_void_with_a_reason_writes_it_before_the_invalid(fx: FakeFxiaoke) -> None:
+    session = _ready(fx)
+    ids = _normal(fx, "LeadsObj", 2)
+    changes = [StatusChange(ids[0], "void", {"remark": "duplicate"}),
+               StatusChange(ids[1], "void", {"nope__c": "x"})]  # fmt: skip
+    ok, bad = session.push("LeadsObj", changes)
+    assert ok.ok and fx.record("LeadsObj", ids[0]) | {} == {
+        **fx.record("LeadsObj", ids[0]),
+        "remark": "duplicate",
+        "life_status": "invalid",
+    }
+    assert not bad.ok and "nope__c" in bad.error
+    assert fx.record("LeadsObj", ids[1])["life_status"] == "normal"  # not voided half-way

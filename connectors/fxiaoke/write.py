@@ -140,8 +140,13 @@ class Writer:
             for start in range(0, len(group), MAX_BATCH):
                 chunk = group[start : start + MAX_BATCH]
                 if action == "void":
-                    results.update(self.void(module, [c.record_id for c in chunk]))
-                    results.update(self._fields_after(module, chunk, results))
+                    # extra values (a reason) first: an invalid record takes no more updates
+                    before = self._updates(
+                        module, [(c.record_id, dict(c.fields)) for c in chunk if c.fields]
+                    )
+                    results.update({k: r for k, r in before.items() if not r.ok})
+                    todo = [c.record_id for c in chunk if c.record_id not in results]
+                    results.update(self.void(module, todo) if todo else {})
                 elif action == "restore":
                     results.update(self.restore(module, chunk))
                 elif action == "purge":
@@ -158,13 +163,6 @@ class Writer:
                     results.update(self._updates(module, [(c.record_id, dict(c.fields))
                                                           for c in chunk]))  # fmt: skip
         return [results[c.record_id] for c in changes]
-
-    def _fields_after(
-        self, module: str, chunk: Sequence[StatusChange], done: Mapping[str, RecordResult]
-    ) -> dict[str, RecordResult]:
-        """Extra field values a void carries (e.g. a reason): written after the invalid."""
-        rows = [(c.record_id, dict(c.fields)) for c in chunk if c.fields and done[c.record_id].ok]
-        return self._updates(module, rows) if rows else {}
 
     # ------------------------------------------------------------------ void
 
