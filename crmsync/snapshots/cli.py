@@ -759,6 +759,10 @@ def forget_command(
         except ValueError as exc:
             hint = "" if flags else " (or set [snapshots.keep] in the config)"
             raise click.UsageError(f"{exc}{hint}") from None
+    # [retention] snapshots_max_age and legal holds on snapshots (crmsync.compliance)
+    from crmsync.compliance.snapshot_rules import overridden
+
+    decisions = overridden(decisions, _config(), max_age=not snapshot_ids)
     removed = [s.id for s, keep, _ in decisions if not keep]
     if not dry_run and removed:
         repo.forget(removed)

@@ -94,8 +94,14 @@ def apply_retention(config: Config, *, prune: bool = True) -> RetentionResult:
         decisions = apply_policy(refs, policy) if refs else []
     except ValueError as exc:
         raise CrmsyncError(f"retention: {exc}") from None
-    result = RetentionResult(kept=sum(d.keep for d in decisions))
-    result.forgotten = [d.snapshot.id for d in decisions if not d.keep]
+    # [retention] snapshots_max_age and legal holds on snapshots (crmsync.compliance), over
+    # every snapshot: pre-change copies age out too
+    from crmsync.compliance.snapshot_rules import overridden
+
+    verdicts = {d.snapshot.id: d.keep for d in decisions}
+    ruled = overridden([(s, verdicts.get(s.id, True), []) for s in repo.list()], config)
+    result = RetentionResult(kept=sum(keep for s, keep, _ in ruled if s.scope != "selection"))
+    result.forgotten = [s.id for s, keep, _ in ruled if not keep]
     if result.forgotten:
         repo.forget(result.forgotten)
         if prune:
