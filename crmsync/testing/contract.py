@@ -57,7 +57,10 @@ class ContractHarness(Protocol):
         """The ids of every live record of ``module`` on the server."""
 
     def touch(self, count: int) -> list[str]:
-        """Modify ``count`` records server-side (as a CRM user would); return their ids."""
+        """Modify ``count`` records server-side (as a CRM user would); return their ids.
+
+        Advance the server's clock first (edits come after what was pulled); ``count`` may be
+        0, to let time pass."""
 
     def status(self, record_id: str) -> str | None:
         """The record's lifecycle status on the server (None if it no longer exists)."""
@@ -201,6 +204,25 @@ class ConnectorContract:
             pytest.skip("connector sets checkpoints only on the final page")
         rest = {r.id for p in _drain(session, harness.module, since=checkpoint) for r in p.records}
         assert seen | rest == harness.ids()
+
+    def test_records_edited_during_an_interrupted_pull_are_not_lost(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        checkpoint = None
+        for page in session.pull(harness.module):
+            if page.checkpoint is not None and page.number >= 2:
+                checkpoint = page.checkpoint
+                break  # "crash" after a committed page that carried a checkpoint
+        if checkpoint is None:
+            pytest.skip("connector sets checkpoints only on the final page")
+        edited = harness.touch(5)  # edits while the pull is stopped, read pages included
+        harness.touch(0)  # time moves on before the resume (a resume must keep the old start)
+        resumed = _drain(session, harness.module, since=checkpoint)
+        final = _final_checkpoint(resumed)
+        assert final is not None
+        later = _drain(session, harness.module, since=final)
+        got = {r.id for p in resumed + later for r in p.records}
+        assert set(edited) <= got, "an edit made during an interrupted pull was lost"
 
     def test_transient_server_errors_are_retried(
         self, harness: ContractHarness, session: ConnectorSession
