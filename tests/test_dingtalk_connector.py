@@ -129,7 +129,7 @@ def test_status_field_or_option_missing_in_the_crm_is_a_config_error(dt: FakeDin
     [
         ("crm_customer", 250, 100),  # a short last page
         ("crm_customer", 200, 100),  # an exact multiple: no empty page after it
-        ("crm_customer", 250, 1),  # the smallest page
+        ("crm_customer", 17, 1),  # the smallest page
         ("crm_contact", 200, 100),
         ("crm_contact", 200, 7),
         ("crm_customer_personal", 0, 100),  # empty: one call, still a final checkpoint
