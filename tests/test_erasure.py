@@ -232,3 +232,47 @@ def test_bad_requests_exit_with_clear_messages_and_change_nothing(tmp_path, crm,
     with sqlite3.connect(tmp_path / "mirror.db") as db:
         assert db.execute("SELECT count(*) FROM plans").fetchone()[0] == 0
     assert crm.record("Leads", crm.ids("Leads")[3]) is not None
+
+
+def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
+    tmp_path, crm, monkeypatch
+):
+    import crmsync.snapshots.erase as snapshot_erase
+
+    cfg = config_for(tmp_path, crm, monkeypatch, encrypted=False)
+    ids = person(crm)
+    ok(run(cfg, "pull"))
+    ok(run(cfg, "snapshot", "create"))
+    plan = json.loads(ok(run(cfg, "erase", "--email", EMAIL, "--basis", "PIPL-47-1-3",
+                             "--operator", "alice", "--json")).stdout)  # fmt: skip
+    assert {p["part"] for p in plan["parts"]} == {"erase:sandbox/Leads", "erase:sandbox/Contacts"}
+    ok(run(cfg, "approve", plan["id"], "--operator", "bob"))
+    with open_store(tmp_path / "mirror.db") as store:  # placed after the plan was approved
+        holds.add_hold(
+            store, kind="records", reason="audit 7", operator="legal",
+            records=[("sandbox", "Contacts", ids["contact"])],
+        )  # fmt: skip
+    real = snapshot_erase.erase
+
+    def stops(*args, **kwargs):
+        raise OSError("the repository's disk went away")
+
+    monkeypatch.setattr(snapshot_erase, "erase", stops)
+    assert run(cfg, "erase", "--apply", plan["id"], "--operator", "bob").exit_code == 1
+    assert crm.record("Leads", ids["lead"]) is None  # the CRM part was done
+    monkeypatch.setattr(snapshot_erase, "erase", real)
+    done = json.loads(ok(run(cfg, "erase", "--apply", plan["id"], "--operator", "bob",
+                             "--json")).stdout)  # fmt: skip
+    assert done["status"] == "applied" and done["erased"] == 2 and done["crm_deleted"] == 0
+    assert crm.write_count("Leads", ids["lead"]) == 1  # deleted once, not again
+    assert crm.record("Contacts", ids["contact"])["status"] == "voided"  # held: restricted
+    assert crm.record("Contacts", ids["old"]) is None
+    repo = Repository.open(LocalBackend(tmp_path / "snapshots"), use_cache=False)
+    sid = repo.list()[0].id
+    assert repo.get(sid, "Leads", ids["lead"]) is None
+    assert repo.get(sid, "Contacts", ids["contact"])["email"] == EMAIL.upper()
+    with sqlite3.connect(tmp_path / "mirror.db") as db:
+        states = dict(db.execute(
+            "SELECT record_id, state FROM plan_items WHERE plan_id = ?", (plan["id"],)
+        ).fetchall())  # fmt: skip
+    assert states == {ids["lead"]: "done", ids["old"]: "done", ids["contact"]: "restricted"}

@@ -141,6 +141,8 @@ def render(view: dict) -> None:
                 extra.append("fields " + ", ".join(r["matched_fields"]))
             if r.get("named"):
                 extra.append("named by --record")
+            if r.get("current_matches") is False:
+                extra.append("only older versions hold the keys: check it is theirs")
             click.echo(
                 f"    {r['record_id']}  {r['status']}  found in {where}"
                 + (f" ({'; '.join(extra)})" if extra else "")

@@ -109,6 +109,9 @@ class Found:
         }  # fmt: skip
         if self.named:
             out["named"] = True
+        elif self.in_mirror and not self.fields:
+            # only an older version held the keys: the reviewer should look at this one
+            out["current_matches"] = False
         if self.block is not None:
             decision = decide(
                 Facts(
@@ -170,6 +173,10 @@ def find(
             if ref in found:
                 found[ref].versions = where.blobs
                 found[ref].snapshots = len(where.snapshots)
+    # Found by an old version only: the mirror may still hold the record, changed since.
+    unseen = [ref for ref, rec in found.items() if not rec.in_mirror]
+    for ref, hit in mirror_rows(store, unseen).items():
+        note(hit)
     for ref, n in legacy_copies(store, list(found)).items():
         found[ref].legacy = n
     by_module: dict[tuple[str, str], list[str]] = {}

@@ -163,7 +163,8 @@ class Matcher:
         if isinstance(value, bool) or not isinstance(value, str | int):
             return False
         if (
-            self._email_set and isinstance(value, str) and "@" in value
+            self._email_set and isinstance(value, str)
+            and ("@" in value or not value.isascii())
             and email_key(value) in self._email_set
         ):  # fmt: skip
             return True
