@@ -309,3 +309,17 @@ def _approval(plan_id):
     from crmsync.audit.model import AuditEntry
 
     return AuditEntry("plan.approve", "carol", plan_id=plan_id)
+
+
+def test_run_plans_a_purge_policy_and_waits_for_approval(tmp_path, lc_sandbox, monkeypatch):
+    monkeypatch.setenv("LC_TOKEN", TOKEN)
+    purge_policy = {**POLICIES[2], "enabled": True}
+    path = write_config(tmp_path, lc_sandbox.api_url, policies=[purge_policy])
+    path.write_text(path.read_text() + RETENTION)
+    assert run(path, "pull").exit_code == 0
+    age(path, days=31)
+    result = run(path, "run")
+    assert result.exit_code == 4, result.stdout + result.stderr
+    (plan,) = json.loads(run(path, "plans", "--json").stdout)
+    assert plan["policies"][0]["records"] == len(SEEDED_VOIDED)
+    assert alive(lc_sandbox, SEEDED_VOIDED) == set(SEEDED_VOIDED)
