@@ -101,6 +101,7 @@ def test_schema_7_store_migrates_with_the_clock_from_the_audit_log(tmp_path):
         )  # fmt: skip
         voided_at = store.audit_head().time
         for statement in ("DROP TRIGGER mirror_status_since", "DROP INDEX mirror_restricted",
+                          "DROP TRIGGER mirror_restriction_lifted",
                           "DROP TABLE legal_holds", "DROP TABLE legal_hold_records",
                           "ALTER TABLE mirror DROP COLUMN status_since",
                           "ALTER TABLE mirror DROP COLUMN restricted_at",
@@ -125,6 +126,19 @@ def test_the_clock_restarts_when_the_status_changes_and_only_then(tmp_path):
         with store.transaction() as tx:
             tx.set_status("sales", "Leads", "L1", "voided")
         assert store._db.execute(clock).fetchone()[0] > "2026"
+
+
+def test_restoring_a_restricted_record_lifts_the_restriction(tmp_path):
+    with open_store(tmp_path / "s.db") as store:
+        run_id = store.start_run("pull", "sales", "Leads")
+        records = [PulledRecord(i, {}, status="voided") for i in ("L1", "L2")]
+        store.commit_page("sales", "Leads", run_id, records)
+        store._db.execute("UPDATE mirror SET restricted_at = 'x', restricted_reason = 'PIPL-47-2'")
+        with store.transaction() as tx:
+            tx.set_status("sales", "Leads", "L1", "active")
+            tx.set_status("sales", "Leads", "L2", "voided")  # unchanged: still restricted
+        rows = store._db.execute("SELECT record_id, restricted_at FROM mirror ORDER BY 1")
+        assert rows.fetchall() == [("L1", None), ("L2", "x")]
 
 
 def test_archived_past_their_maximum_are_voided_with_the_reason(registry, tmp_path):

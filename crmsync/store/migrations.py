@@ -223,8 +223,9 @@ MIGRATIONS: list[str] = [
     # than the real change: the clock can only start late, never early).
     # mirror.restricted_at / restricted_reason: deletion was due but blocked (legal hold,
     # statutory floor): the record is voided and left out of every ordinary policy until an
-    # admin restores it or a purge runs once the block ends. The reason is a legal-basis code
-    # and a short text, no field values.
+    # admin restores it (a trigger lifts the restriction when the status leaves 'voided') or a
+    # purge runs once the block ends. The reason is a legal-basis code and a short text, no
+    # field values. (Schema 8 is unreleased: this trigger was added to it in place.)
     # legal_holds: one row per hold; kind records | tag | filter | connection | snapshots;
     # connection/module narrow the scope (NULL: any); spec is JSON ({"tag": T},
     # {"filter": {...}}, {"snapshots": [ids]}, {} otherwise). legal_hold_records lists the
@@ -249,6 +250,12 @@ MIGRATIONS: list[str] = [
     WHEN OLD.status IS NOT NEW.status BEGIN
         UPDATE mirror SET status_since = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
         WHERE rowid = NEW.rowid;
+    END;
+
+    -- A restriction holds a voided record: restored (by an admin, or in the CRM) it is lifted.
+    CREATE TRIGGER mirror_restriction_lifted AFTER UPDATE OF status ON mirror
+    WHEN NEW.restricted_at IS NOT NULL AND NEW.status IS NOT 'voided' BEGIN
+        UPDATE mirror SET restricted_at = NULL, restricted_reason = NULL WHERE rowid = NEW.rowid;
     END;
 
     CREATE INDEX mirror_restricted ON mirror (connection, module)
