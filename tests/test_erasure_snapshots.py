@@ -136,3 +136,16 @@ def test_an_interrupted_erasure_is_finished_by_running_it_again(tmp_path, monkey
     assert SECRET.encode() not in raw_bytes(root, again)
     assert again.verify(read_data=True).ok
     assert again.get(sid, "Leads", "r6") is not None
+
+
+def test_versions_a_held_snapshot_uses_are_kept(tmp_path):
+    root = tmp_path / "repo"
+    repo = Repository.init(LocalBackend(root), pack_target=2048, cache_dir=tmp_path / "cache")
+    held = create(repo, records(30, with_secret=True), 0)
+    later = create(repo, records(30, with_secret=True, name="B"), 1)  # r7's second version
+    assert versions(repo, {"crm": {("Leads", "r7")}}, [held[:8]])[("crm", "Leads", "r7")].kept == 1
+    report = erase(repo, {"crm": {("Leads", "r7")}}, keep=[held[:8]])
+    assert (report.blobs_erased, report.blobs_kept) == (1, 1)
+    assert repo.get(held, "Leads", "r7")["email"] == SECRET  # the hold ranks first
+    assert repo.get(later, "Leads", "r7") is None
+    assert repo.verify(read_data=True).ok

@@ -139,6 +139,8 @@ def render(view: dict) -> None:
                 extra.append(f"{r['versions']} versions in {r['snapshots']} snapshots")
             if r.get("matched_fields"):
                 extra.append("fields " + ", ".join(r["matched_fields"]))
+            if r.get("kept_by_snapshot_hold"):
+                extra.append(f"{r['kept_by_snapshot_hold']} kept: a held snapshot uses them")
             if r.get("named"):
                 extra.append("named by --record")
             if r.get("current_matches") is False:

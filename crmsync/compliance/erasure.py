@@ -79,6 +79,7 @@ class Found:
     content_hash: str = ""
     fields: tuple[str, ...] = ()
     versions: int = 0  # stored versions in the snapshot repository
+    kept: int = 0  # of which a snapshot under legal hold uses (left in place)
     snapshots: int = 0  # snapshots holding one of them
     legacy: int = 0  # legacy copies in the store (before store version 5)
     named: bool = False  # --record
@@ -107,6 +108,8 @@ class Found:
             "found": self.places, "matched_fields": list(self.fields),
             "versions": self.versions, "snapshots": self.snapshots, "legacy": self.legacy,
         }  # fmt: skip
+        if self.kept:
+            out["kept_by_snapshot_hold"] = self.kept
         if self.named:
             out["named"] = True
         elif self.in_mirror and not self.fields:
@@ -169,13 +172,15 @@ def find(
         targets: dict[str, set[tuple[str, str]]] = {}
         for conn, module, rid in found:
             targets.setdefault(conn, set()).add((module, rid))
-        for ref, where in versions(repo, targets).items():
+        held = held_snapshot_ids(store, now)
+        for ref, where in versions(repo, targets, held).items():
             if ref in found:
                 found[ref].versions = where.blobs
                 found[ref].snapshots = len(where.snapshots)
+                found[ref].kept = where.kept
     # Found by an old version only: the mirror may still hold the record, changed since.
     unseen = [ref for ref, rec in found.items() if not rec.in_mirror]
-    for ref, hit in mirror_rows(store, unseen).items():
+    for hit in mirror_rows(store, unseen).values():
         note(hit)
     for ref, n in legacy_copies(store, list(found)).items():
         found[ref].legacy = n
@@ -186,6 +191,14 @@ def find(
         for rid, block in deletion_blocks(store, config, conn, module, ids, now).items():
             found[(conn, module, rid)].block = block
     return [found[k] for k in sorted(found)]
+
+
+def held_snapshot_ids(store: Store, now: datetime) -> list[str]:
+    """Snapshots an active legal hold keeps: erasure leaves the versions they use (hold >
+    erasure request)."""
+    from crmsync.compliance.holds import held_snapshots
+
+    return sorted(held_snapshots(store, now))
 
 
 def _line_matches(matcher: Matcher, line: bytes) -> bool:

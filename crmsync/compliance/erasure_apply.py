@@ -353,7 +353,10 @@ def _erase_copies(
         targets: dict[str, set[tuple[str, str]]] = {}
         for conn, module, rid in refs:
             targets.setdefault(conn, set()).add((module, rid))
-        report = erase(open_configured(config.snapshots), targets)
+        from crmsync.compliance.erasure import held_snapshot_ids
+
+        held = held_snapshot_ids(store, datetime.now(UTC))
+        report = erase(open_configured(config.snapshots), targets, held)
         per_record = report.per_record
         result.snapshot_versions += report.blobs_erased
         result.snapshots_rewritten += len(report.snapshots_affected)
@@ -369,6 +372,7 @@ def _erase_copies(
                                      per_record.get((item.connection, item.module,
                                                      item.record_id), 0)),
                      "snapshots": int(planned.get("snapshots", 0)),
+                     "kept_by_snapshot_hold": int(planned.get("kept_by_snapshot_hold", 0)),
                      "found": list(planned.get("found", []))},
                 )
             )  # fmt: skip

@@ -52,11 +52,13 @@ class Versions:
 
     blobs: int = 0
     snapshots: set[str] = field(default_factory=set)
+    kept: int = 0  # blobs a kept (legally held) snapshot uses: not erased
 
 
 @dataclass
 class EraseReport:
     blobs_erased: int = 0
+    blobs_kept: int = 0  # used by a kept (held) snapshot: left in place
     packs_rewritten: int = 0
     packs_deleted: int = 0  # old pack files and leftovers removed
     snapshots_affected: set[str] = field(default_factory=set)
@@ -65,6 +67,7 @@ class EraseReport:
     def as_dict(self) -> dict[str, object]:
         return {
             "blobs_erased": self.blobs_erased,
+            "blobs_kept": self.blobs_kept,
             "packs_rewritten": self.packs_rewritten,
             "packs_deleted": self.packs_deleted,
             "snapshots_affected": len(self.snapshots_affected),
@@ -115,12 +118,15 @@ def scan(
                 yield (connection, entry.module, rid)
 
 
-def versions(repo: Repository, targets: Targets) -> dict[RecordKey, Versions]:
+def versions(
+    repo: Repository, targets: Targets, keep: Iterable[str] = ()
+) -> dict[RecordKey, Versions]:
     """Stored versions and snapshots of each target record (read from the index and the
-    manifests; no pack is read)."""
+    manifests; no pack is read); ``kept``: how many of them a snapshot in ``keep`` uses."""
     repo.forget_catalog()
     snaps = manifests(repo)
     owners = pack_owners(snaps)
+    kept = _kept_bits(snaps, keep)
     out: dict[RecordKey, Versions] = {}
     rows_of: dict[str, list[tuple[int, RecordKey]]] = {}  # pack -> (ordinal, record)
     for entry in repo.catalog.packs.values():
@@ -128,13 +134,30 @@ def versions(repo: Repository, targets: Targets) -> dict[RecordKey, Versions]:
         for row, rid in enumerate(entry.record_ids()):
             for connection in wanted.get((entry.module, rid), ()):
                 key = (connection, entry.module, rid)
-                out.setdefault(key, Versions()).blobs += 1
-                rows_of.setdefault(entry.id, []).append((int(entry.ordinals[row]), key))
+                found = out.setdefault(key, Versions())
+                found.blobs += 1
+                ordinal = int(entry.ordinals[row])
+                found.kept += int(entry.id in kept and bool(kept[entry.id][ordinal]))
+                rows_of.setdefault(entry.id, []).append((ordinal, key))
     for sid, connection, manifest in snaps:
         for pack_id, bits in manifest.packs:
             for ordinal, key in rows_of.get(pack_id, ()):
                 if key[0] == connection and bits[ordinal]:
                     out[key].snapshots.add(sid)
+    return out
+
+
+def _kept_bits(
+    snaps: list[tuple[str, str, Manifest]], keep: Iterable[str]
+) -> dict[str, np.ndarray]:
+    """Logical pack id -> the bits that snapshots in ``keep`` (ids or unique prefixes, as a
+    legal hold names them) use: versions a hold keeps, which erasure must leave."""
+    prefixes = tuple(k for k in keep if k)
+    out: dict[str, np.ndarray] = {}
+    for sid, _connection, manifest in snaps:
+        if prefixes and sid.startswith(prefixes):
+            for pack_id, bits in manifest.packs:
+                out[pack_id] = out[pack_id] | bits if pack_id in out else bits.copy()
     return out
 
 
@@ -146,13 +169,17 @@ def _wanted(targets: Targets, connections: Iterable[str]) -> dict[tuple[str, str
     return wanted
 
 
-def erase(repo: Repository, targets: Targets) -> EraseReport:
-    """Remove every stored version of the target records (see the module docstring)."""
+def erase(repo: Repository, targets: Targets, keep: Iterable[str] = ()) -> EraseReport:
+    """Remove every stored version of the target records (see the module docstring), except
+    versions that a snapshot in ``keep`` uses (a legal hold on snapshots ranks above an
+    erasure request)."""
     rep = EraseReport()
+    keep = list(keep)
     with repo.locked(exclusive=True):
         repo.forget_catalog()
         snaps = manifests(repo)
         owners = pack_owners(snaps)
+        kept = _kept_bits(snaps, keep)
         catalog = repo.catalog
         rewritten: list[tuple[PackEntry, PackEntry, np.ndarray]] = []  # (old, new, dropped)
         for entry in catalog.packs.values():
@@ -161,6 +188,10 @@ def erase(repo: Repository, targets: Targets) -> EraseReport:
                 continue
             ids = entry.record_ids()
             drop = np.array([(entry.module, rid) in wanted for rid in ids], dtype=bool)
+            if entry.id in kept:
+                held = kept[entry.id][entry.ordinals] & drop
+                rep.blobs_kept += int(held.sum())
+                drop &= ~held
             if not drop.any():
                 continue
             new = _without(repo, entry, drop)
