@@ -13,6 +13,7 @@ import socket
 import socketserver
 import sys
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -124,6 +125,32 @@ class LocalHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         raise NotImplementedError
+
+    def reply(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        """Send a whole answer, head and body in one write.
+
+        ``headers`` may carry ``Date`` (a fake clock's time, as the fake CRM's server would
+        send it); otherwise the real time is sent, once. ``send_response()`` would add a second
+        ``Date`` of its own.
+        """
+        extra = dict(headers or {})
+        date = next((v for k, v in extra.items() if k.lower() == "date"), None)
+        lines = [
+            f"{self.protocol_version} {status} {self.responses.get(status, ('',))[0]}",
+            f"Date: {date or self.date_time_string()}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+            *(f"{k}: {v}" for k, v in extra.items() if k.lower() != "date"),
+        ]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.log_request(status, len(body))
+        self.wfile.write(head + body)
 
     def _verbose(self) -> bool:
         return False
