@@ -120,6 +120,10 @@ def test_dry_run_shows_each_record_and_why_and_stores_nothing(pg, lc_sandbox):
     assert "retention 30d, past by 1 d" in found[HELD_ID]
     assert found[HELD_ID].startswith("voided since ")
     assert json.loads(run(pg, "plans", "--json").stdout)[0]["policies"][0]["policy"] == "void-lost"
+    text = run(pg, "purge", "--dry-run").stdout
+    assert "retention-purge:sandbox/Leads: 11 record(s)" in text
+    assert f"  {HELD_ID}: voided since " in text
+    assert "dry run: 11 record(s) would be purged; nothing was stored" in text
     assert alive(lc_sandbox, LOST) == set(LOST)
 
 

@@ -80,6 +80,7 @@ def purge_command(
             records=refs,
             dry_run=dry_run,
             now=_parse_now(now_text),
+            shown=None if as_json else SHOWN,
         )
     if as_json:
         print_json(result.as_dict())

@@ -331,9 +331,12 @@ def make_purge_plan(
     records: Sequence[tuple[str, str, str]] = (),
     dry_run: bool = False,
     now: datetime | None = None,
+    shown: int | None = None,
 ) -> PurgePlan:
     """Plan (or, with ``dry_run``, only show) what retention lets go now. Named ``records``
-    are purged exactly, or refused all together (GuardError, exit 3, nothing stored)."""
+    are purged exactly, or refused all together (GuardError, exit 3, nothing stored).
+    ``shown``: keep at most this many entries per part in memory (None: all; the counts are
+    always complete)."""
     now = now or datetime.now(UTC)
     retention = retention_of(config)
     if records:
@@ -367,13 +370,14 @@ def make_purge_plan(
     result = PurgePlan(None)
     db = holds._db(store)
     for name, action, _c, _m, _rule, sql, params in queries:
-        entries = []
+        entries, count = [], 0
         for row in db.execute(sql, params):
-            entries.append(
-                Entry(action, row[0], row[1], row[2], why(action, json.loads(row[6]), now))
-            )
+            count += 1
+            if shown is None or len(entries) < shown:
+                detail = json.loads(row[6])
+                entries.append(Entry(action, row[0], row[1], row[2], why(action, detail, now)))
         result.entries_by_part[name] = entries
-        result.counts[name] = len(entries)
+        result.counts[name] = count
     if dry_run:
         return result
     plan_id = new_plan_id(now)
