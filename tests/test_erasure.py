@@ -247,6 +247,7 @@ def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
                              "--operator", "alice", "--json")).stdout)  # fmt: skip
     assert {p["part"] for p in plan["parts"]} == {"erase:sandbox/Leads", "erase:sandbox/Contacts"}
     ok(run(cfg, "approve", plan["id"], "--operator", "bob"))
+    fails(run(cfg, "apply", plan["id"], "--operator", "bob"), 2, "crmsync erase --apply")
     with open_store(tmp_path / "mirror.db") as store:  # placed after the plan was approved
         holds.add_hold(
             store, kind="records", reason="audit 7", operator="legal",

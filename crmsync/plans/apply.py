@@ -131,6 +131,11 @@ def apply_plan(
 ) -> ApplyResult:
     now = now or datetime.now(UTC)
     plan = check_plan(store.get_plan(plan_id), plan_id, config, now)
+    if plan.kind == "erasure":  # its own path: crmsync.compliance.erasure_apply
+        raise PlanError(
+            f"plan {plan_id} is an erasure plan; apply it with `crmsync erase --apply {plan_id}`",
+            path="PLAN_ID",
+        )
     run_id = store.start_run("apply", None, None)
     result = ApplyResult(plan_id, run_id)
     from crmsync.snapshots.prechange import PreChangeSnapshots  # numpy: only when applying
