@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -43,6 +43,9 @@ class ConnectorInfo:
     plugin: str
     package: str | None
     version: str | None
+    # The connector's documented settings (Connector.settings(), as dicts): what an admin may
+    # write in a connection table; `crmsync connectors --json` shows them.
+    settings: list[dict[str, Any]] = field(default_factory=list)
 
 
 class PluginRegistry:
@@ -98,12 +101,20 @@ class PluginRegistry:
                     plugin=plugin_name,
                     package=info.package if info else None,
                     version=info.version if info else None,
+                    settings=_documented_settings(connector),
                 )
             )
         return out
 
     def failures(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.status == "failed"]
+
+
+def _documented_settings(connector: Connector) -> list[dict[str, Any]]:
+    try:
+        return [asdict(setting) for setting in connector.settings()]
+    except Exception:  # a plugin's bug in settings() must not break the listing
+        return []
 
 
 def _names_from_env(var: str) -> set[str] | None:

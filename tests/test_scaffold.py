@@ -115,6 +115,8 @@ def test_installed_entry_point_lists_the_connector(generated: Path, tmp_path: Pa
     listed = {c["name"]: c for c in json.loads(result.stdout)}
     assert listed["acme"]["package"] == "crmsync-acme"
     assert listed["acme"]["version"] == "0.1.0"
+    settings = {s["name"]: s for s in listed["acme"]["settings"]}
+    assert settings["client_secret"]["secret"] and settings["base_url"]["required"]
     assert "warning" not in result.stderr
 
 
