@@ -9,6 +9,8 @@ the old API ``{instance_id, data: "<JSON string>", gmt_modified, permission:
 
 from __future__ import annotations
 
+import calendar
+import time
 from datetime import UTC, datetime, timezone
 from typing import Any
 
@@ -34,6 +36,34 @@ def parse_dingtalk_time(text: str, offset: timezone) -> datetime:
     if isinstance(text, int | float) or (isinstance(text, str) and text.isdigit()):
         return datetime.fromtimestamp(int(text) / 1000, UTC)
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=offset)
+
+
+def to_utc_z(text: Any, offset: timezone) -> str:
+    """A DingTalk time -> ISO-8601 UTC ``Z``. The pull's hot path: the fixed layout is sliced
+    by hand (strptime cost ~20 us a record); anything else goes through
+    :func:`parse_dingtalk_time`. ValueError/TypeError when unreadable."""
+    if (
+        isinstance(text, str)
+        and len(text) == 19
+        and text[4] == "-"
+        and text[10] == " "
+        and text[13] == ":"
+    ):
+        year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+        hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
+        if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1]:
+            raise ValueError(text)
+        if hour > 23 or minute > 59 or second > 59:
+            raise ValueError(text)
+        shift = offset.utcoffset(None)
+        seconds = calendar.timegm((year, month, day, hour, minute, second))
+        seconds -= int(shift.total_seconds())
+        t = time.gmtime(seconds)
+        return (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}Z"
+        )
+    return iso_z(parse_dingtalk_time(text, offset))
 
 
 def checkpoint_ms(checkpoint: str) -> int:
@@ -62,30 +92,21 @@ def to_record(
     where: dict[str, Any],
 ) -> PulledRecord:
     """One record of either API -> PulledRecord; BadResponseError naming module and page."""
-
-    def bad(why: str) -> BadResponseError:
-        return BadResponseError(
-            why,
-            module=where.get("module"),
-            page=where.get("page"),
-            connection=where.get("connection"),
-        )
-
     if not isinstance(item, dict):
-        raise bad(f"a record is {type(item).__name__}, not an object")
+        raise _bad(where, f"a record is {type(item).__name__}, not an object")
     rid = item.get("instance_id" if old else "instanceId")
     if not isinstance(rid, str) or not rid:
-        raise bad(f"a record has no instance id: {sorted(item)[:8]}")
+        raise _bad(where, f"a record has no instance id: {sorted(item)[:8]}")
     fields = item.get("data")
     if old and isinstance(fields, str):
         try:
             fields = orjson.loads(fields)  # the old API sends data as a JSON string
         except ValueError:
-            raise bad(f"record {rid}: data is not valid JSON") from None
+            raise _bad(where, f"record {rid}: data is not valid JSON") from None
     if fields is None:
         fields = {}
     if not isinstance(fields, dict):
-        raise bad(f"record {rid}: data is {type(fields).__name__}, not an object")
+        raise _bad(where, f"record {rid}: data is {type(fields).__name__}, not an object")
     permission = item.get("permission")
     if isinstance(permission, list):  # one documented example wraps it in a list
         permission = permission[0] if permission else {}
@@ -95,9 +116,9 @@ def to_record(
     modified_at = None
     if modified not in (None, ""):
         try:
-            modified_at = iso_z(parse_dingtalk_time(modified, offset))
+            modified_at = to_utc_z(modified, offset)
         except (TypeError, ValueError):
-            raise bad(f"record {rid}: unreadable modified time {modified!r}") from None
+            raise _bad(where, f"record {rid}: unreadable modified time {modified!r}") from None
     data = {
         **fields,
         ID_FIELD: rid,
@@ -111,3 +132,12 @@ def to_record(
     if status is not None and status_field:
         record_status = status.status_of(label_of(fields.get(status_field)))
     return PulledRecord(id=rid, data=data, modified_at=modified_at, status=record_status)
+
+
+def _bad(where: dict[str, Any], why: str) -> BadResponseError:
+    return BadResponseError(
+        why,
+        connection=where.get("connection"),
+        module=where.get("module"),
+        page=where.get("page"),
+    )
