@@ -193,6 +193,9 @@ def test_after_erase_the_person_is_nowhere_and_the_held_record_survives(
     first = repo.list()[0].id
     assert repo.get(first, "Deals", ids["deal"]) is not None  # the held record survives
     assert repo.get(first, "Leads", ids["lead"]) is None
+    ok(run(cfg, "snapshot", "prune"))  # the held record survives a prune too
+    assert Repository.open(LocalBackend(tmp_path / "snapshots"), passphrase=passphrase,
+                           use_cache=False).get(first, "Deals", ids["deal"])  # fmt: skip
     ok(run(cfg, "snapshot", "verify", "--read-data"))
     ok(run(cfg, "audit", "verify"))
     ok(run(cfg, "pull"))  # nothing comes back
