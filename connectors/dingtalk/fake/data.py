@@ -12,6 +12,7 @@ Records are a pure function of ``(seed, object, count, clock_start)``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -102,11 +103,14 @@ for _obj, _fid in STATUS_FIELDS.items():
 
 def select_value(options: tuple[tuple[str, str], ...], label: str) -> dict[str, str]:
     """A select field's value as DingTalk stores it: the label plus {label, key} as JSON."""
+    return dict(_select_value(options, label))
+
+
+@functools.lru_cache(maxsize=64)
+def _select_value(options: tuple[tuple[str, str], ...], label: str) -> dict[str, str]:
     key = next((k for k, v in options if v == label), "")
-    return {
-        "value": label,
-        "extendValue": json.dumps({"label": label, "key": key}, ensure_ascii=False),
-    }
+    extend = json.dumps({"label": label, "key": key}, ensure_ascii=False)
+    return {"value": label, "extendValue": extend}
 
 
 def fmt_time(ts: int) -> str:
