@@ -333,6 +333,18 @@ def test_a_v1_error_body_is_reported_with_its_code(dt: FakeDingTalk) -> None:
         drain(session, "crm_customer")
 
 
+def test_the_monthly_quota_is_reported_as_such_on_both_apis(dt: FakeDingTalk) -> None:
+    session = open_session(dt)
+    quota = {"code": "Forbidden.AccessDenied.ApiCountLimitForOrg", "message": "超过调用量"}
+    dt.fail_next(403, 1, host="api", body=quota)
+    with pytest.raises(ConnectorError, match="monthly API quota") as err:
+        drain(session, "crm_customer")
+    assert not isinstance(err.value, AuthError)
+    dt.fail_next(200, 1, host="oapi", body={"errcode": 90020, "errmsg": "超过调用量"})
+    with pytest.raises(ConnectorError, match=r"errcode 90020.*monthly API quota"):
+        drain(session, "crm_contact")
+
+
 def test_unknown_module_is_refused_clearly(dt: FakeDingTalk) -> None:
     session = open_session(dt, modules=["crm_customer"])
     with pytest.raises(ConnectorError, match=r"module 'crm_contact' is not configured"):

@@ -228,7 +228,8 @@ class DingTalkApi:
     # ------------------------------------------------------------------ QPS
 
     def _throttled(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Response hook: a QPS-limit answer becomes HTTP 429 + Retry-After for HttpClient."""
+        """Response hook: a QPS-limit answer becomes HTTP 429 + Retry-After for HttpClient (and
+        the monthly-quota 403 a 400: see below)."""
         status = response.status_code
         wait: float | None = None
         if status in (400, 403) and len(response.content) < 4096:
@@ -236,6 +237,10 @@ class DingTalkApi:
             code = body.get("code") if isinstance(body, dict) else None
             if code in NEW_QPS:
                 wait = 1.0
+            elif code in QUOTA_CODES and status == 403:
+                # HttpClient calls every 403 an auth error; the monthly quota is not one, so
+                # it goes on as a plain 4xx to call_new, which says what it is
+                response.status_code = 400
         elif status == 200 and len(response.content) < 4096:
             body = _maybe_json(response.content)
             if isinstance(body, dict):
