@@ -430,6 +430,19 @@ def test_per_record_failures_carry_the_crms_codes(dt: FakeDingTalk) -> None:
     )
 
 
+def test_a_restore_of_data_writes_the_records_fields_not_the_mirrors_system_keys(
+    dt: FakeDingTalk,
+) -> None:
+    session = open_session(dt)
+    record = next(iter(session.pull("crm_customer"))).records[0]
+    copy = dict(record.data)
+    dt.touch("crm_customer", ids=[record.id])  # a user changed the address since
+    fields = {k: v for k, v in copy.items() if k != STATUS_FIELDS["crm_customer"]}
+    (result,) = session.push("crm_customer", [StatusChange(record.id, "update", fields, copy)])
+    assert result.ok, result.error
+    assert dt.record("crm_customer", record.id).data["customer_address"] == copy["customer_address"]
+
+
 def test_unsupported_and_unconfigured_actions_are_refused_before_any_call(
     dt: FakeDingTalk,
 ) -> None:
@@ -481,3 +494,19 @@ def test_deletes_cost_one_call_per_customer_or_contact_and_one_per_10_follow_rec
     assert not (set(customers) & dt.ids("crm_customer")) and not (
         set(contacts) & dt.ids("crm_contact")
     )
+
+
+def test_the_commented_example_connection_is_valid() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    text = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text()
+    start = text.index("# [connections.dingtalk]")
+    block = text[start : text.index("\n\n", start)]
+    lines = [line[2:] for line in block.splitlines() if not line.startswith("# #")]
+    table = tomllib.loads("\n".join(lines))["connections"]["dingtalk"]
+    assert table.pop("connector") == "dingtalk"
+    assert not list(Draft202012Validator(SETTINGS_SCHEMA).iter_errors(table))
+    assert parse_settings(table, "dingtalk").status is not None

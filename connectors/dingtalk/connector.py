@@ -59,6 +59,10 @@ FAR_MS = 253402300799000  # 9999-12-31: the open end of an incremental BETWEEN
 #: Per-record error codes worth trying again later. Assumption: DingTalk documents none for the
 #: batch updates; a system error is the one that can pass.
 RETRYABLE = frozenset({"systemError", "-1"})
+#: Keys the mirror adds beside the record's own fields (records.py); never written back.
+SYSTEM_KEYS = frozenset(
+    {ID_FIELD, MODIFIED_FIELD, "gmtCreate", "objectType", "creatorUserId", "ownerStaffIds"}
+)
 _TYPES = {"TextField": "string", "TextareaField": "string", "NumberField": "number",
           "MoneyField": "number", "DDDateField": "datetime"}  # fmt: skip
 
@@ -404,8 +408,8 @@ class DingTalkSession:
                 ),
             }
         for key, value in change.fields.items():
-            if key == "tags" or key in items:
-                continue
+            if key == "tags" or key in items or key in SYSTEM_KEYS:
+                continue  # the mirror's system keys are DingTalk's, not writable fields
             if isinstance(value, dict) and "value" in value:  # a field as pulled
                 item = {"key": key, "value": _text(value["value"])}
                 if value.get("extendValue"):
@@ -549,7 +553,10 @@ class DingTalkSession:
 
 
 def _text(value: Any) -> str:
-    """A value as the V2 write format wants it: text (JSON for lists and objects)."""
+    """A value as the V2 write format wants it: text (JSON for lists and objects; an empty
+    text clears the field)."""
     if isinstance(value, str):
         return value
+    if value is None:
+        return ""
     return json.dumps(value, ensure_ascii=False)
