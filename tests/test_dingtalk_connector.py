@@ -463,6 +463,9 @@ def test_contacts_and_follow_records_write_through_their_batch_endpoints(
     follows = sorted(dt.ids("crm_follow_record"))[:12]
     assert session.push("crm_contact", [StatusChange(contact, "archive")])[0].ok
     assert dt.status_label("crm_contact", contact) == "已归档"
+    # the option key came from the old API's describe (select_options there)
+    stored = dt.record("crm_contact", contact).data[STATUS_FIELDS["crm_contact"]]
+    assert '"key": "option_1"' in stored["extendValue"]
     dt.reset_stats()
     for start in (0, 10):
         chunk = follows[start : start + 10]

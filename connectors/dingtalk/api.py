@@ -12,8 +12,9 @@ DingTalk has two APIs that differ in everything but the token:
 One :class:`AppToken` (fetched from ``POST /v1.0/oauth2/accessToken``, cached for its
 ``expireIn`` of 7200 s and refreshed a minute early, on a token-invalid answer once) feeds two
 :class:`~crmsync.http.HttpClient`\\ s through two small :class:`~crmsync.auth.Auth` adapters.
-Assumption (DingTalk documents one internal-app token for both APIs): the v1.0 token is
-accepted by the old API's ``access_token``.
+One token for both: DingTalk's own CRM walkthrough (客户管理 联系人数据操作流程) fetches the token
+from the v1.0 endpoint only and passes it to the old API's ``access_token``. Assumption (not
+probed live): that holds for every old CRM endpoint used here.
 
 QPS answers are re-labelled, in a response hook, as what they mean: HTTP 429 with
 ``Retry-After: 1`` (DingTalk: "the QPS limit lasts one second; sleep one second and go on").

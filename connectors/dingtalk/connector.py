@@ -173,7 +173,9 @@ class DingTalkSession:
             raise BadResponseError(
                 "the object's metadata has no fields list", connection=self.name, module=module
             )
-        self._meta[module] = [f for f in fields if isinstance(f, dict) and f.get("name")]
+        self._meta[module] = [
+            _options_named(f) for f in fields if isinstance(f, dict) and f.get("name")
+        ]
         return self._meta[module]
 
     def _checked_fields(self, module: str) -> list[dict[str, Any]]:
@@ -550,6 +552,13 @@ class DingTalkSession:
     def close(self) -> None:
         log.info("%s: DingTalk calls %s", self.name, self.stats())
         self.api.close()
+
+
+def _options_named(field: dict[str, Any]) -> dict[str, Any]:
+    """One name for a select's options: the old API says select_options, v1.0 selectOptions."""
+    if "select_options" in field and "selectOptions" not in field:
+        return {**field, "selectOptions": field["select_options"]}
+    return field
 
 
 def _text(value: Any) -> str:

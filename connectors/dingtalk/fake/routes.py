@@ -323,7 +323,12 @@ def _old_api(
         return 200, {"errcode": 0, "errmsg": "ok", "result": result}
     if path in OLD_DESCRIBE:
         obj = OLD_DESCRIBE[path]
-        result = {"name": obj, "customized": False, "fields": dd.FIELDS[obj]}
+        # the old API names the options select_options (the v1.0 API: selectOptions)
+        fields = [
+            {("select_options" if k == "selectOptions" else k): v for k, v in f.items()}
+            for f in dd.FIELDS[obj]
+        ]
+        result = {"name": obj, "customized": False, "fields": fields}
         return 200, {"errcode": 0, "errmsg": "ok", "result": result}
     if path == "/topapi/crm/objectdata/contact/delete":
         args = _json(body, "oapi")

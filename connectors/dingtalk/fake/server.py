@@ -383,8 +383,8 @@ class FakeDingTalk:
 
     def _mint(self) -> str:
         now = self.clock.timestamp()
-        # Assumption (DingTalk's docs for internal apps): asking again within the validity
-        # returns the same token with its validity renewed.
+        # DingTalk's token docs: asking again within the validity returns the same token,
+        # its validity renewed (documented for /gettoken; assumed for /v1.0/oauth2/accessToken)
         if self._current and self._tokens.get(self._current, 0) > now:
             self._tokens[self._current] = now + self.token_ttl
             return self._current
