@@ -262,7 +262,9 @@ class DingTalkSession:
                         {
                             "fieldId": "gmt_modified",
                             "filterType": "BETWEEN",
-                            "value": [str(low), str(FAR_MS)],  # inclusive: re-reads the boundary
+                            # Assumption: BETWEEN includes both ends (the DSL docs' example
+                            # range ends at …999 ms); the boundary second is read again
+                            "value": [str(low), str(FAR_MS)],
                         }
                     ],
                 }
@@ -298,6 +300,8 @@ class DingTalkSession:
                 api_calls=context.get("calls", 1),
                 total=total,
             )
+            # Assumption: hasMore / has_more is false on the last page that has records (no
+            # trailing empty page), so a pull of N costs ceil(N / page_size) calls
             if not more or not values:
                 return
             if not cursor_next:
