@@ -420,3 +420,12 @@ def test_the_commented_example_connection_is_valid() -> None:
     table = tomllib.loads("\n".join(lines))["connections"]["jdy"]
     assert table.pop("connector") == "jiandaoyun"
     assert not list(Draft202012Validator(SETTINGS_SCHEMA).iter_errors(table))
+
+
+def test_a_key_echoed_in_an_error_message_is_not_repeated(
+    jdy: FakeJiandaoyun, clock: FakeClock
+) -> None:
+    jdy.fail_next(400, 1, code=1, msg=f"bad header Bearer {jdy.api_key}", endpoint="data/list")
+    with pytest.raises(ConnectorError) as err:
+        drain(open_session(jdy, clock))
+    assert jdy.api_key not in str(err.value) and "Bearer ***" in str(err.value)

@@ -171,7 +171,8 @@ class JiandaoyunApi:
                     )
                 return decoded, response, spent
         except ConnectorError as err:
-            raise err.located(connection=self.name, module=module, page=page) from None
+            located = err.located(connection=self.name, module=module, page=page)
+            raise self._scrubbed(located) from None
         finally:
             with self._lock:
                 self.calls[kind] = self.calls.get(kind, 0) + spent
@@ -201,6 +202,16 @@ class JiandaoyunApi:
         }
         hint = f"; {hints[code]}" if code in hints else ""
         return JiandaoyunError(f"{endpoint} failed ({said}){hint}", code=code, status=status)
+
+    def _scrubbed(self, err: ConnectorError) -> ConnectorError:
+        """The key out of a message Jiandaoyun may have echoed (``msg`` is quoted in errors)."""
+        detail = err.detail
+        for value in self.client.auth.secret_values() if self.client.auth else ():
+            detail = detail.replace(value, "***")
+        if detail != err.detail:
+            err.detail = detail
+            err.args = (err._render(),)
+        return err
 
     def stats(self) -> dict[str, Any]:
         return {
