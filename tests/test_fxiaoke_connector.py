@@ -243,6 +243,7 @@ def test_other_error_codes_in_http_200_are_errors(fx: FakeFxiaoke) -> None:
     with pytest.raises(FxiaokeError, match="errorCode -2") as err:
         list(_open(fx).pull("LeadsObj"))
     assert err.value.code == -2 and "page 1" in str(err.value)
+    assert "(traceId E-O.fake." in str(err.value)  # what Fxiaoke's support asks for
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -56,9 +57,15 @@ class QuotaError(FxiaokeError):
 
 
 def error_text(body: Mapping[str, Any]) -> str:
-    """``errorCode N: message`` for messages (the message is shown, never interpreted)."""
+    """``errorCode N: message (traceId T)`` for messages: the message is shown, never
+    interpreted; the traceId is what Fxiaoke's support asks for."""
     message = body.get("errorMessage") or body.get("errorDescription") or ""
-    return f"errorCode {body.get('errorCode')}" + (f": {str(message)[:200]}" if message else "")
+    trace = body.get("traceId")
+    return (
+        f"errorCode {body.get('errorCode')}"
+        + (f": {str(message)[:200]}" if message else "")
+        + (f" (traceId {str(trace)[:80]})" if trace else "")
+    )
 
 
 def _code(body: Mapping[str, Any]) -> int | None:
@@ -312,8 +319,15 @@ class FxiaokeApi:
         self.limiter.wait(path)
         context: dict[str, Any] = self._where(module, page)
         try:
+            # thirdTraceId: a fresh id per request, as the docs' request paths show (support
+            # can find the call by it)
             response = self.client.request(
-                "POST", path, json=body, context=context, idempotent=idempotent
+                "POST",
+                path,
+                params={"thirdTraceId": uuid.uuid4().hex},
+                json=body,
+                context=context,
+                idempotent=idempotent,
             )
         except ConnectorError as err:
             err.detail = self._scrub(err.detail)
