@@ -11,8 +11,10 @@ Scanning a million records calls :meth:`Matcher.candidate` on each record's stor
 bytes: a byte search for the e-mails (ASCII lower case), and for the phones a search for the
 national number among the record's digits (every spelling of a number holds its national
 significant number as consecutive digits once separators are dropped). Only candidates are
-parsed and checked exactly (:meth:`Matcher.fields`). Full-width forms (NFKC) are folded
-before the byte search, so the pre-filter never misses what the exact check would find.
+parsed and checked exactly (:meth:`Matcher.fields`). A record with full-width letters or
+digits (U+FF10-FF5A) is NFKC-folded before the byte search, so the pre-filter never misses what
+the exact check finds; other compatibility forms inside an address or number (circled or
+superscript digits, ligatures) are not looked for (the exact check would fold them).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from crmsync.errors import ConfigError
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 _NON_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
-_WIDE = (b"\xef\xbc", b"\xef\xbd", b"\xe3\x80\x80")  # full-width forms, ideographic space
+# Full-width digits, letters and "@" (U+FF10-FF19, FF20-FF3A, FF41-FF5A) in UTF-8. Not all of
+# the block: its punctuation (comma, brackets, colon) is in most Chinese records, needs no fold.
+_WIDE_ALNUM = re.compile(rb"\xef(?:\xbc[\x90-\x99\xa0-\xba]|\xbd[\x81-\x9a])").search
 RecordRef = tuple[str, str, str]  # (connection, module, record id)
 
 
@@ -132,20 +136,24 @@ class Matcher:
 
     def candidate(self, raw: bytes | str | None) -> bool:
         """May this stored record (its JSON) hold one of the keys? Never False when
-        :meth:`fields` would find one."""
+        :meth:`fields` would find one (full-width letters and digits are folded first)."""
         if raw is None:
             return False
         data = raw.encode() if isinstance(raw, str) else raw
-        if not data.isascii() and any(w in data for w in _WIDE):
-            data = unicodedata.normalize("NFKC", data.decode("utf-8", "replace")).encode()
-        if self._emails or self._unicode_emails:
-            low = data.lower()
-            if any(e in low for e in self._emails):
+        if self._found_in(data):
+            return True
+        if not data.isascii() and _WIDE_ALNUM(data):  # rare: most rows skip the NFKC
+            folded = unicodedata.normalize("NFKC", data.decode("utf-8", "replace"))
+            return self._found_in(folded.encode())
+        return False
+
+    def _found_in(self, data: bytes) -> bool:
+        if self._emails and any(e in data.lower() for e in self._emails):
+            return True
+        if self._unicode_emails:
+            text = data.decode("utf-8", "replace").lower()
+            if any(e in text for e in self._unicode_emails):
                 return True
-            if self._unicode_emails:
-                text = data.decode("utf-8", "replace").lower()
-                if any(e in text for e in self._unicode_emails):
-                    return True
         if self._national:
             digits = data.translate(None, _NON_DIGITS)
             return any(n in digits for n in self._national)
