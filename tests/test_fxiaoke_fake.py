@@ -24,6 +24,7 @@ def fx() -> Iterator[FakeFxiaoke]:
 @pytest.fixture
 def big() -> Iterator[FakeFxiaoke]:
     with FakeFxiaoke(records={"AccountObj": 10_120}, seed=2) as f:
+        f.set_life_status("AccountObj", f.ids("AccountObj"), "normal", stamp=False)
         yield f
 
 
@@ -88,6 +89,19 @@ def test_query_limits_offset_cap_and_id_paging(big: FakeFxiaoke) -> None:
     assert call(fx, auth, QUERY, query(limit=5))["data"]["total"] == 0
     unknown = call(fx, auth, QUERY, query(fieldProjection=["nope"]))
     assert unknown["errorCode"] == codes.NO_FIELD
+
+
+def test_invalid_records_are_returned_when_life_status_is_filtered(fx: FakeFxiaoke) -> None:
+    auth = token(fx)
+    ids = fx.ids("AccountObj")
+    fx.set_life_status("AccountObj", ids, "normal")
+    fx.set_life_status("AccountObj", ids[:3], "invalid")
+    unasked = call(fx, auth, QUERY, query())["data"]["dataList"]
+    assert {r["_id"] for r in unasked} == set(ids[3:])
+    values = ["normal", "invalid", "under_review", "in_change", "ineffective"]
+    every = {"field_name": "life_status", "operator": "IN", "field_values": values}
+    asked = call(fx, auth, QUERY, query(filters=[every]))["data"]["dataList"]
+    assert {r["_id"] for r in asked} == set(ids)
 
 
 def test_preset_and_custom_objects_have_their_own_paths(fx: FakeFxiaoke) -> None:

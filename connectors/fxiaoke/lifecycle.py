@@ -30,6 +30,15 @@ MODIFIED_FIELD = "last_modified_time"
 ID_FIELD = "_id"
 INVALID = "invalid"
 ACTIVE_LIFE_STATUSES = ("normal", "ineffective", "under_review", "in_change")
+LIFE_STATUSES = (*ACTIVE_LIFE_STATUSES, INVALID)
+
+
+def every_life_status() -> dict[str, object]:
+    """The filter sent with every query. Whether ``query`` returns invalid records unasked is
+    not documented (the reference advises filtering on life_status explicitly); asking for
+    every known value returns them either way. Assumption: no other value exists (one added
+    later would not be mirrored until it is listed here)."""
+    return {"field_name": LIFE_STATUS, "operator": "IN", "field_values": list(LIFE_STATUSES)}
 
 
 def record_status(data: Mapping[str, Any], archive: ArchiveSettings | None) -> str:

@@ -29,6 +29,7 @@ from crmsync_connectors.fxiaoke.lifecycle import (
     LIFE_STATUS,
     MODIFIED_FIELD,
     data_path,
+    every_life_status,
     iso_ms,
     record_status,
 )
@@ -129,7 +130,7 @@ class Puller:
             number += 1
             if not keyed and offset > MAX_OFFSET:
                 keyed = True  # past the cap: continue after the last _id read
-            filters: list[dict[str, Any]] = []
+            filters: list[dict[str, Any]] = [every_life_status()]
             if cursor.since_ms is not None:
                 filters.append(
                     {

@@ -34,6 +34,7 @@ from crmsync_connectors.fxiaoke.lifecycle import (
     LIFE_STATUS,
     MODIFIED_FIELD,
     data_path,
+    every_life_status,
 )
 from crmsync_connectors.fxiaoke.pull import data_list
 from crmsync_connectors.fxiaoke.settings import MAX_BATCH, FxiaokeSettings
@@ -84,7 +85,10 @@ class Writer:
                 "search_query_info": {
                     "limit": len(chunk),
                     "offset": 0,
-                    "filters": [{"field_name": ID_FIELD, "operator": "IN", "field_values": chunk}],
+                    "filters": [
+                        {"field_name": ID_FIELD, "operator": "IN", "field_values": chunk},
+                        every_life_status(),
+                    ],
                     "orders": [{"fieldName": ID_FIELD, "isAsc": True}],
                     "fieldProjection": fields,
                 },

@@ -26,7 +26,8 @@ developer.fxiaoke.com: deep paging FAQ, recover, delete, invalid):
   IN NIN IS ISN``, ``field_values`` a list, times in epoch ms), ``orders``, ``fieldProjection``;
   ``_id GT x`` ordered by ``_id`` is the documented deep-paging form. Answer ``data:{dataList,
   offset, limit, total}``; ``total`` counted only with ``find_explicit_total_num`` (and
-  ``report_total=True``), else 0. Invalid records are returned like the others (Assumption).
+  ``report_total=True``), else 0. Invalid records are returned only when a filter on
+  ``life_status`` is given (Assumption: the stricter reading of an undocumented default).
 - ``update`` ``object_data:{_id, dataObjectApiName, ...}``: one record; ``owner`` and system
   fields refused; sets ``last_modified_time``. ``invalid``: ``object_data_id`` **one id, a
   string**. ``/cgi/crm/custom/data/invalid`` (custom only): ``idList``. ``recover`` and

@@ -23,6 +23,7 @@ MAX_LIMIT = 100
 MAX_OFFSET = 10_000
 MAX_ID_LIST = 100  # Assumption: idList cap of recover/delete/batch invalid (not documented)
 OPERATORS = ("EQ", "N", "GT", "GTE", "LT", "LTE", "IN", "NIN", "IS", "ISN")
+LIFE_STATUSES = frozenset({"normal", "invalid", "under_review", "in_change", "ineffective"})
 TIME_FIELDS = ("create_time", "last_modified_time")
 
 
@@ -158,6 +159,8 @@ class FakeFxiaoke:
         self, obj: str, ids: Iterable[str], value: str, *, stamp: bool = True
     ) -> None:
         """A user (or a flow) changes life_status; ``stamp=False`` for seeding."""
+        if value not in LIFE_STATUSES:
+            raise ValueError(f"life_status {value!r} is not one of {sorted(LIFE_STATUSES)}")
         with self._lock:
             for rid in ids:
                 self._records[obj][rid]["life_status"] = value
@@ -377,6 +380,11 @@ class FakeFxiaoke:
         if not isinstance(filters, list):
             raise ApiError(C.BAD_PARAM, "filters must be a list")
         checks = [_filter(f, known) for f in filters]
+        life = [f for f in filters if f.get("field_name") == "life_status"]
+        if not life:
+            # Assumption (the stricter reading of an undocumented default): invalid records,
+            # being in the recycle bin, are returned only when a filter on life_status asks.
+            checks.append(lambda r: r.get("life_status") != "invalid")
         orders = info.get("orders") or [{"fieldName": "_id", "isAsc": True}]
         for order in orders:
             if not isinstance(order, dict) or order.get("fieldName") not in known:
@@ -409,8 +417,14 @@ class FakeFxiaoke:
                 candidates = (r["_id"] for r in rows)
             page: list[dict[str, Any]] = []
             matched = 0
-            cursor_only = all(
-                f.get("field_name") == "_id" and f.get("operator") == "GT" for f in filters
+            cursor_only = bool(life) and all(
+                (f.get("field_name") == "_id" and f.get("operator") == "GT")
+                or (
+                    f.get("field_name") == "life_status"
+                    and f.get("operator") == "IN"
+                    and set(f.get("field_values") or ()) >= LIFE_STATUSES
+                )
+                for f in filters
             )
             if by_id and cursor_only:
                 # only the _id cursor: slice the sorted ids instead of scanning (benches)
