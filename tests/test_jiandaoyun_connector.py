@@ -329,10 +329,11 @@ def test_a_mixed_batch_is_one_call_per_target_value(jdy: FakeJiandaoyun, clock: 
     assert jdy.status_text(ids[0]) == VOIDED and jdy.status_text(ids[1]) == ARCHIVED
 
 
-def test_short_success_count_gives_per_record_results_from_one_check(
-    jdy: FakeJiandaoyun, clock: FakeClock
+@pytest.mark.parametrize(("id_filter", "checks"), [(False, 11), (True, 1)])
+def test_short_success_count_gives_per_record_results_from_a_read_back(
+    jdy: FakeJiandaoyun, clock: FakeClock, id_filter: bool, checks: int
 ) -> None:
-    session = open_session(jdy, clock)
+    session = open_session(jdy, clock, id_filter=id_filter)
     ids = jdy.ids()[:10]
     jdy.reject_writes(ids[:2])
     results = {
@@ -342,7 +343,7 @@ def test_short_success_count_gives_per_record_results_from_one_check(
     assert results[ids[0]].error.startswith("NOT_WRITTEN") and results[ids[0]].retryable
     assert results["f" * 24].error.startswith("NOT_FOUND") and not results["f" * 24].retryable
     assert all(results[i].ok for i in ids[2:])
-    assert session.stats()["verify_calls"] == 1
+    assert session.stats()["verify_calls"] == checks  # data/get per id, or one data/list
 
 
 def test_archiving_an_archived_record_and_restoring_an_active_one_are_ok(
@@ -381,10 +382,15 @@ def test_without_a_status_widget_only_update_and_purge_are_offered(
         session.push(MODULE, [StatusChange(jdy.ids()[0], "archive")])
 
 
+@pytest.mark.parametrize(
+    ("id_filter", "reads"),
+    # 6 ids read before, the 5 that existed read again after the short count; or 1 + 1 lists
+    [(False, {"data/get": 6 + 5}), (True, {"data/list": 2})],
+)
 def test_purge_checks_which_records_exist_then_deletes_them(
-    jdy: FakeJiandaoyun, clock: FakeClock
+    jdy: FakeJiandaoyun, clock: FakeClock, id_filter: bool, reads: dict[str, int]
 ) -> None:
-    session = open_session(jdy, clock)
+    session = open_session(jdy, clock, id_filter=id_filter)
     ids = jdy.ids()[:5]
     jdy.reject_writes(ids[:1])
     results = {r.record_id: r for r in session.delete(MODULE, [*ids, "e" * 24])}
@@ -392,8 +398,7 @@ def test_purge_checks_which_records_exist_then_deletes_them(
     assert results[ids[0]].error.startswith("NOT_DELETED") and results[ids[0]].retryable
     assert all(results[i].ok for i in ids[1:])
     assert set(ids[1:]).isdisjoint(jdy.ids())
-    # one existence check, one batch_delete, one re-check because the count came back short
-    assert jdy.stats()["by_endpoint"] == {"widget/list": 1, "data/list": 2, "data/batch_delete": 1}
+    assert jdy.stats()["by_endpoint"] == {"widget/list": 1, "data/batch_delete": 1, **reads}
 
 
 def test_batches_over_100_are_refused_before_any_call(

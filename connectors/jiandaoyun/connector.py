@@ -60,8 +60,9 @@ class JiandaoyunSession:
 
     :meth:`stats` counts calls by kind: ``record_calls`` (data/list pages: what
     ``Page.api_calls`` reports), ``metadata_calls`` (widget/list, once per form per session),
-    ``write_calls`` (batch_update, batch_delete) and ``verify_calls`` (data/list by id, when a
-    write's count comes back short and before each purge batch).
+    ``write_calls`` (batch_update, batch_delete) and ``verify_calls`` (data/get per id, or
+    data/list by id with ``id_filter``: when a write's count comes back short, and before each
+    purge batch).
     """
 
     def __init__(
@@ -77,7 +78,7 @@ class JiandaoyunSession:
         self.api = JiandaoyunApi(name, settings, sleep=sleep, clock=clock)
         self.forms = Forms(self.api, settings.modules, settings.field_keys)
         self.puller = Puller(self.api, self.forms, settings)
-        self.writer = Writer(self.api, self.forms)
+        self.writer = Writer(self.api, self.forms, id_filter=settings.id_filter)
 
     def __repr__(self) -> str:
         return f"JiandaoyunSession({self.name!r}, base_url={self.settings.base_url!r})"

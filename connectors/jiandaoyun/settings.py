@@ -79,6 +79,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "field_keys": {"enum": list(FIELD_KEYS)},
         "page_size": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
         "incremental_overlap": {"type": "number", "minimum": 0},
+        "id_filter": {"type": "boolean"},
         "rate_limits": {
             "type": "object",
             "additionalProperties": False,
@@ -122,6 +123,13 @@ SETTINGS: list[Setting] = [
         default=60.0,
     ),
     Setting(
+        "id_filter",
+        "data/list accepts an _id filter on this deployment (not documented): purges and write "
+        "checks read 100 records in 1 call instead of 100 data/get calls",
+        "boolean",
+        default=False,
+    ),
+    Setting(
         "rate_limits",
         "requests per second by endpoint (" + ", ".join(RATE_LIMITS) + "); default: documented",
         "table",
@@ -156,6 +164,7 @@ class JiandaoyunSettings:
     field_keys: str = "name"
     page_size: int = MAX_PAGE_SIZE
     incremental_overlap: float = 60.0
+    id_filter: bool = False
     rate_limits: Mapping[str, float] = field(default_factory=lambda: dict(RATE_LIMITS))
     timeout: float = 30.0
     max_retries: int = 5
@@ -179,6 +188,7 @@ def parse_settings(settings: Mapping[str, Any]) -> JiandaoyunSettings:
         field_keys=settings.get("field_keys", "name"),
         page_size=int(settings.get("page_size", MAX_PAGE_SIZE)),
         incremental_overlap=float(settings.get("incremental_overlap", 60.0)),
+        id_filter=bool(settings.get("id_filter", False)),
         rate_limits={**RATE_LIMITS, **dict(settings.get("rate_limits") or {})},
         timeout=float(settings.get("timeout", 30.0)),
         max_retries=int(settings.get("max_retries", 5)),

@@ -7,10 +7,11 @@ one ``data/list`` call filtered on those ids (``_id in [...]``) tells which reco
 values and which are missing or unchanged: one result per record, never a guess.
 
 Purge: ``data/batch_delete`` (<= 100 ids, open/14527) also answers only a count, and a record
-that is gone afterwards may have been deleted now or never have existed. So a purge first
-lists which of the ids exist (one call), deletes those, and checks again only if the count is
-short: 2 calls per 100 records. Deleted records cannot be restored through the API (restore is
-from crmsync's snapshots, as a new record).
+that is gone afterwards may have been deleted now or never have existed. So a purge first reads
+which of the ids exist (``data/get`` per id, or one ``data/list`` with ``id_filter``), deletes
+those, and reads again only if the count is short: per 100 records 101 calls (2 with
+``id_filter``). Deleted records cannot be restored through the API (restore is from crmsync's
+snapshots, as a new record).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import orjson
 
 from crmsync.errors import BadResponseError, ConnectorError
 from crmsync.hookspecs import RecordResult, StatusChange
-from crmsync_connectors.jiandaoyun.api import JiandaoyunApi
+from crmsync_connectors.jiandaoyun.api import DATA_NOT_FOUND, JiandaoyunApi, JiandaoyunError
 from crmsync_connectors.jiandaoyun.forms import ID_FIELD, Form, Forms
 from crmsync_connectors.jiandaoyun.settings import MAX_BATCH
 
@@ -38,9 +39,10 @@ def _chunks(items: Sequence[str], size: int = MAX_BATCH) -> Iterable[list[str]]:
 
 
 class Writer:
-    def __init__(self, api: JiandaoyunApi, forms: Forms) -> None:
+    def __init__(self, api: JiandaoyunApi, forms: Forms, *, id_filter: bool = False) -> None:
         self.api = api
         self.forms = forms
+        self.id_filter = id_filter
 
     def supported_actions(self, module: str) -> tuple[str, ...]:
         lifecycle = tuple(LIFECYCLE) if self.forms.modules[module].status is not None else ()
@@ -129,8 +131,35 @@ class Writer:
         return out
 
     def _existing(self, form: Form, ids: list[str], fields: list[str]) -> dict[str, dict]:
-        """The records among ``ids`` that exist, by id, with ``fields`` (one data/list call).
-        Assumption: data/list filters on ``_id`` with ``in`` (<= 200 values, open/14220)."""
+        """The records among ``ids`` that exist, by id (with at least ``fields``).
+
+        By default one documented ``data/get`` per id (30/s; "no such record" is code 4000,
+        an assumption). With ``id_filter = true`` one ``data/list`` with ``_id in [ids]``
+        instead. Assumption: the filter takes ``_id`` -- it is not among the filter fields the
+        documentation lists, so it is opt-in, for deployments where an admin checked it."""
+        if self.id_filter:
+            return self._existing_by_filter(form, ids, fields)
+        spec = form.settings
+        found: dict[str, dict] = {}
+        for rid in ids:
+            body = {"app_id": spec.app_id, "entry_id": spec.entry_id, "data_id": rid}
+            try:
+                answer, _, _ = self.api.call("verify", "data/get", body, module=spec.name)
+            except JiandaoyunError as err:
+                if err.code == DATA_NOT_FOUND:
+                    continue
+                raise
+            row = answer.get("data")
+            if not isinstance(row, dict) or row.get(ID_FIELD) != rid:
+                raise BadResponseError(
+                    f"data/get of record {rid} answered without that record",
+                    connection=self.api.name,
+                    module=spec.name,
+                )
+            found[rid] = row
+        return found
+
+    def _existing_by_filter(self, form: Form, ids: list[str], fields: list[str]) -> dict[str, dict]:
         spec = form.settings
         body = {
             "app_id": spec.app_id,
