@@ -41,6 +41,7 @@ from crmsync.pull import pull_connection
 from crmsync.store import open_store
 from crmsync_connectors.fxiaoke.connector import FxiaokeConnector
 from crmsync_connectors.fxiaoke.fake import FakeFxiaoke
+from crmsync_connectors.fxiaoke.lifecycle import every_life_status
 
 
 def peak_rss_mb() -> float:
@@ -78,11 +79,12 @@ def baseline(fx: FakeFxiaoke, page_size: int) -> tuple[int, float]:
             "currentOpenUserId": fx.open_user_id}  # fmt: skip
     got, offset, last = 0, 0, None
     while True:
-        info: dict[str, Any] = {"limit": page_size, "offset": offset, "filters": [],
+        info: dict[str, Any] = {"limit": page_size, "offset": offset,
+                                "filters": [every_life_status()],
                                 "orders": [{"fieldName": "_id", "isAsc": True}]}  # fmt: skip
         if offset > 10_000:
             info["offset"] = 0
-            info["filters"] = [{"field_name": "_id", "operator": "GT", "field_values": [last]}]
+            info["filters"].append({"field_name": "_id", "operator": "GT", "field_values": [last]})
         body = {**auth, "data": {"dataObjectApiName": "AccountObj", "search_query_info": info}}
         rows = http.post(fx.url + "/cgi/crm/v2/data/query", json=body).json()["data"]["dataList"]
         got += len(rows)
