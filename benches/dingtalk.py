@@ -26,8 +26,8 @@ Figures printed (JSON):
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import math
 import resource
 import tempfile
