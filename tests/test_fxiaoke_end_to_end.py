@@ -92,3 +92,25 @@ def test_pull_plan_approve_apply_restore(tmp_path: Path, monkeypatch: Any) -> No
         assert fx.stats()["by_path"]["/cgi/crm/v2/data/recover"] == math.ceil(len(retail) / 100)
         again = run("pull", "fx")
         assert again.exit_code == 0
+
+
+def test_bad_settings_and_literal_secrets_are_refused_before_any_call(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    with FakeFxiaoke(records={"AccountObj": 5}) as fx:
+        monkeypatch.setenv("FX_APP_SECRET", fx.app_secret)
+        monkeypatch.setenv("FX_PERMANENT_CODE", fx.permanent_code)
+        base = CONFIG.format(url=fx.url, app_id=fx.app_id, user=fx.open_user_id)
+        config = tmp_path / "crmsync.toml"
+        for bad, where in (
+            (base.replace("page_size = 40", "page_size = 101"), "connections.fx.page_size"),
+            (
+                base.replace('"env:FX_APP_SECRET"', f'"{fx.app_secret}"'),
+                "connections.fx.app_secret",
+            ),
+        ):
+            config.write_text(bad)
+            result = CliRunner().invoke(cli, ["-c", str(config), "check", "fx"])
+            assert result.exit_code == 2 and where in result.stderr, result.stderr
+            assert fx.app_secret not in result.stdout + result.stderr
+        assert fx.stats()["requests"] == 0
