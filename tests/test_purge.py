@@ -272,6 +272,13 @@ def test_purge_policy_plans_only_what_retention_allows_and_needs_approval(pg, lc
     assert policy["action"] == "purge" and policy["requires_approval"] is True
     assert policy["records"] == len(LOST + SEEDED_VOIDED) - 2  # held; inside retention
     assert run(pg, "apply", plan["id"]).exit_code == 3
+    assert run(pg, "approve", plan["id"], "--operator", "carol").exit_code == 0
+    assert run(pg, "apply", plan["id"]).exit_code == 0
+    assert alive(lc_sandbox, LOST) == {HELD_ID, "4150000000204"}
+    with open_store(pg.parent / "mirror.db") as store:
+        entries = store.find_audit(AuditQuery(action="purge", plan_id=plan["id"]))
+        assert {json.loads(e.detail)["basis"] for e in entries} == {"PIPL-47-1-2"}
+        assert all(e.snapshot_id for e in entries) and len(entries) == policy["records"]
 
 
 def test_restricted_by_the_statutory_floor_then_purged_when_it_passes(

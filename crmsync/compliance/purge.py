@@ -178,7 +178,7 @@ def policy_item_query(
     active = holds.active_holds(store, now)
     where, params = compile_policy(policy, now)
     sql, part_params = part_queries(rule, active, policy.connection, policy.module, now)[PURGE]
-    head, tail = sql.split(" ORDER BY ")
+    head, tail = sql.rsplit(" ORDER BY ", 1)
     return f"{head} AND {where} ORDER BY {tail}", [*part_params, *params]
 
 

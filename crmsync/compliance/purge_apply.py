@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from crmsync.audit.model import AuditEntry
 from crmsync.compliance import holds
 from crmsync.compliance.blocks import Block, deletion_blocks
-from crmsync.compliance.precedence import BASIS_HOLD, BASIS_STATUTORY
+from crmsync.compliance.precedence import BASIS_HOLD, BASIS_RETENTION, BASIS_STATUTORY
 from crmsync.compliance.purge import PURGE, RESTRICT, part_queries, require_repository
 from crmsync.compliance.retention import retention_of
 from crmsync.config import Config
@@ -158,7 +158,7 @@ def apply_part(
         result.snapshot_ids.append(snapshot_id)
         audit.snapshot_id = snapshot_id
     verify_copies(store, copies, plan, policy)
-    _delete(session, store, plan, policy, audit, result, on_batch, now)  # 6
+    _delete(config, session, store, plan, policy, audit, result, on_batch, now)  # 6
 
 
 def _drift(
@@ -268,6 +268,7 @@ def verify_copies(
 
 
 def _delete(
+    config: Config,
     session: ConnectorSession,
     store: Store,
     plan: PlanInfo,
@@ -278,7 +279,7 @@ def _delete(
     now: datetime,
 ) -> None:
     batch_size = session.limits().batch_size
-    basis = policy.params.get("basis")
+    basis = policy.params.get("basis") or _rule_basis(config, policy)
     last = ""
     while batch := store.plan_items(
         plan.id, policy.policy, states=(PENDING,), limit=batch_size, after=last
@@ -313,6 +314,12 @@ def _delete(
             tx.append_audit(entries)
         if on_batch:
             on_batch(policy.policy, len(batch))
+
+
+def _rule_basis(config: Config, policy: PlanPolicy) -> str:
+    """A purge policy's legal basis: its retention rule's ``purge_basis``."""
+    rule = retention_of(config).rule_for(policy.connection, policy.module)
+    return rule.purge_basis if rule is not None else BASIS_RETENTION
 
 
 def _delete_with_retries(
