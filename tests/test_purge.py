@@ -187,6 +187,10 @@ def test_held_records_survive_every_purge_by_id_tag_filter_and_module(pg, lc_san
     # restricted records are out of every ordinary policy's reach
     restore = json.loads(run(pg, "plan", "--json", "--policy", "restore-voided").stdout)
     assert restore["policies"][0]["records"] == 0
+    # once every hold is released, the next purge takes them
+    for hold in json.loads(run(pg, "hold", "list", "--json").stdout):
+        assert run(pg, "hold", "release", hold["id"], "--reason", "closed").exit_code == 0
+    assert set(items(purge_json(pg, "--dry-run"))) == held
 
 
 def test_naming_a_record_that_may_not_go_is_refused_with_exit_3_and_nothing_deleted(pg, lc_sandbox):
