@@ -47,23 +47,28 @@ def status_of(record: Mapping[str, Any] | None) -> str | None:
 
 
 class FxiaokeHarness:
-    """AccountObj (a preset object: invalid one id per call), every record normal."""
+    """One object of the fake, every record normal; ``archive`` False: the void-only, native
+    lifecycle (the suite then writes void and restores with recover)."""
 
-    module = "AccountObj"
-
-    def __init__(self, fx: FakeFxiaoke) -> None:
+    def __init__(self, fx: FakeFxiaoke, module: str = "AccountObj", archive: bool = True) -> None:
         self.fx = fx
-        fx.set_life_status(self.module, fx.ids(self.module), "normal", stamp=False)
+        self.module = module
+        self.archive = archive
+        fx.set_life_status(module, fx.ids(module), "normal", stamp=False)
         self.connector = connector(fx)
-        self.secret_values = [fx.app_secret, fx.permanent_code, WRONG_SECRET]
+
+    @property
+    def secret_values(self) -> list[str]:
+        return [self.fx.app_secret, self.fx.permanent_code, WRONG_SECRET, *self.fx.issued]
 
     def settings(self) -> Mapping[str, Any]:
-        return fx_settings(self.fx, objects=[self.module])
+        settings = fx_settings(self.fx, objects=[self.module])
+        if not self.archive:
+            del settings["archive"]
+        return settings
 
     def bad_auth_settings(self) -> Mapping[str, Any]:
-        return fx_settings(
-            self.fx, objects=[self.module], app_secret=ref(WRONG_SECRET, "app_secret")
-        )
+        return {**self.settings(), "app_secret": ref(WRONG_SECRET, "app_secret")}
 
     def ids(self) -> set[str]:
         return set(self.fx.ids(self.module))
@@ -91,7 +96,9 @@ class FxiaokeHarness:
         return int(self.fx.stats()["max_batch"])
 
     def requests(self) -> int:
-        return int(self.fx.stats()["requests"])
+        """API calls, retries included; token requests not counted."""
+        stats = self.fx.stats()
+        return int(stats["requests"]) - int(stats["token_requests"])
 
     def expire_tokens(self) -> None:
         self.fx.expire_tokens()

@@ -13,7 +13,15 @@ from tests.fxiaoke_support import FxiaokeHarness
 
 
 class TestFxiaokeContract(ConnectorContract):
-    @pytest.fixture
-    def harness(self) -> Iterator[FxiaokeHarness]:
-        with FakeFxiaoke(records={"AccountObj": 450}, seed=5) as fx:
-            yield FxiaokeHarness(fx)
+    """Three ways an admin may set it up: archive by a field on a preset object; the native
+    void-only lifecycle on a preset object (invalid one id per call); and on a custom object
+    (batch invalid, custom paths)."""
+
+    @pytest.fixture(
+        params=[("AccountObj", True), ("AccountObj", False), ("Visit__c", False)],
+        ids=["preset-archive-field", "preset-void-only", "custom-void-only"],
+    )
+    def harness(self, request: pytest.FixtureRequest) -> Iterator[FxiaokeHarness]:
+        module, archive = request.param
+        with FakeFxiaoke(records={module: 320}, seed=5) as fx:
+            yield FxiaokeHarness(fx, module, archive)

@@ -93,6 +93,7 @@ class FakeFxiaoke:
                 self._records[obj][record["_id"]] = record
             self._sorted[obj] = sorted(self._records[obj])
         self._tokens: dict[str, float] = {}
+        self.issued: list[str] = []  # every corpAccessToken handed out (tests: never leaked)
         self._windows: dict[str, deque[float]] = {}
         self._faults: deque[dict[str, Any]] = deque()
         self._reject: set[str] = set()
@@ -318,6 +319,7 @@ class FakeFxiaoke:
         token = secrets.token_hex(16).upper()
         with self._lock:
             self._tokens[token] = self.clock.now() + self.token_ttl
+            self.issued.append(token)
         return {"corpAccessToken": token, "corpId": self.corp_id, "expiresIn": self.token_ttl}
 
     def _auth(self, body: dict[str, Any], *, need_user: bool = True) -> None:
