@@ -677,15 +677,6 @@ class _Handler(LocalHandler):
             status, headers, body = 405, {}, b"POST only"
         else:
             status, headers, body = self.server_state.handle(path, raw)
-        # One write for head and body: two small writes meet Nagle + delayed ACK (~40 ms).
-        reason = self.responses.get(status, ("",))[0]
-        lines = [
-            f"{self.protocol_version} {status} {reason}",
-            "Content-Type: application/json; charset=utf-8",
-            f"Content-Length: {len(body)}",
-            *(f"{key}: {value}" for key, value in headers.items()),
-        ]
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + body)
+        # one write for head and body, with the fake clock's Date (LocalHandler.reply)
+        kind = "text/html" if body.startswith(b"<html") else "application/json; charset=utf-8"
+        self.reply(status, body, headers, content_type=kind)
