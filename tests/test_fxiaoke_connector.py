@@ -422,3 +422,16 @@ def test_void_with_a_reason_writes_it_before_the_invalid(fx: FakeFxiaoke) -> Non
     }
     assert not bad.ok and "nope__c" in bad.error
     assert fx.record("LeadsObj", ids[1])["life_status"] == "normal"  # not voided half-way
+
+
+def test_token_endpoint_rate_limit_is_waited_out_not_called_bad_credentials(
+    fx: FakeFxiaoke,
+) -> None:
+    fx.fail_next_code(codes.RATE_LIMITED, 2, path="/cgi/corpAccessToken/")
+    session = _open(fx)
+    assert "corpAccessToken ok" in session.check()
+    assert session.stats()["token_calls"] == 3
+    fx.fail_next_code(-2, 1, path="/cgi/corpAccessToken/")
+    with pytest.raises(ConnectorError, match="errorCode -2") as err:
+        _open(fx).check()
+    assert not isinstance(err.value, AuthError)

@@ -153,8 +153,23 @@ class FxiaokeApi:
             "appSecret": reveal(self.settings.app_secret),
             "permanentCode": reveal(self.settings.permanent_code),
         }
-        answer = self._post("token", TOKEN_PATH, body, None, None, idempotent=True)
-        code = _code(answer)
+        attempt = 0
+        while True:
+            answer = self._post("token", TOKEN_PATH, body, None, None, idempotent=True)
+            code = _code(answer)
+            if code not in RATE_LIMITED or attempt >= self.settings.max_retries:
+                break
+            attempt += 1  # the token interface has its own limit: wait, ask again
+            self._sleep(self._backoff(attempt, limited=code != -1))
+        if code in QUOTA:
+            raise QuotaError(
+                f"{TOKEN_PATH}: {QUOTA[code]} ({error_text(answer)})", code=code,
+                connection=self.name,
+            )  # fmt: skip
+        if code in (*RATE_LIMITED, TIMEOUT, -2) or code is None:
+            raise ConnectorError(
+                self._scrub(f"{TOKEN_PATH} failed: {error_text(answer)}"), connection=self.name
+            )
         if code != 0:
             raise AuthError(
                 self._scrub(
