@@ -10,6 +10,10 @@ One :class:`HttpClient` per connection owns one pooled ``requests.Session``. Eac
   may have been done, so it is not sent again blindly — the error goes up, and apply checks
   the CRM before writing the record again;
 * on 401 refreshes OAuth2 credentials once and retries; a second 401 is an AuthError;
+* lets the connector say what an answer means when its status does not (``classify``): many
+  CRMs signal "rate limited" or "token expired" as HTTP 200/400/403 with a code in the body.
+  :data:`THROTTLED` answers are retried like a 429 (for any method: the CRM did not act on
+  them), :data:`TOKEN_EXPIRED` ones like a 401;
 * maps failures to :mod:`crmsync.errors` with messages that name the host and path but never a
   query string, header or secret value.
 """
@@ -52,6 +56,8 @@ from crmsync.errors import (
 
 __all__ = [
     "RETRY_STATUSES",
+    "THROTTLED",
+    "TOKEN_EXPIRED",
     "ApiKeyAuth",
     "Auth",
     "BasicAuth",
@@ -72,6 +78,12 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 NOT_DONE_STATUSES = frozenset({429, 503})
 #: Methods whose repetition has the effect of one request (RFC 9110, 9.2.2): always retried.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+#: What a connector's ``classify(response)`` may answer (None: the status says it all).
+#: THROTTLED: rate limited, not acted on: wait (Retry-After or backoff) and send again.
+THROTTLED = "throttled"
+#: TOKEN_EXPIRED: the credentials were refused: refresh once and send again, as on a 401.
+TOKEN_EXPIRED = "token_expired"
 
 # Query parameter names whose values are redacted wherever a URL is shown.
 _SECRET_PARAM = re.compile(
@@ -160,6 +172,10 @@ class _RetryableError(Exception):
         self.retry_after: float | None = None
 
 
+class _Throttled(_RetryableError):
+    """A THROTTLED answer (connector's classify): not done, retried for any method."""
+
+
 class _InDoubt(_RetryableError):
     """A failure after which a non-idempotent request may have been done: not retried."""
 
@@ -235,7 +251,9 @@ class HttpClient:
     """A pooled, retrying HTTP client for one CRM connection.
 
     ``calls`` counts every request sent (retries included). ``sleep`` and ``clock`` are
-    injectable so tests never wait.
+    injectable so tests never wait. ``classify(response)`` may return :data:`THROTTLED` or
+    :data:`TOKEN_EXPIRED` for answers whose status does not say so (module docstring); it sees
+    every API answer, so keep it cheap (look at the status and size before parsing a body).
     """
 
     def __init__(
@@ -253,6 +271,7 @@ class HttpClient:
         clock: Callable[[], float] = time.monotonic,
         user_agent: str = f"crmsync/{__version__}",
         headers: Mapping[str, str] | None = None,
+        classify: Callable[[requests.Response], str | None] | None = None,
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.auth = auth
@@ -268,6 +287,7 @@ class HttpClient:
         )
         self._lock = threading.Lock()
         self.calls = 0
+        self.classify = classify
         self.session = requests.Session()
         # Pool sized to the concurrency so parallel page fetches reuse connections.
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.concurrency, max_retries=0)
@@ -327,7 +347,8 @@ class HttpClient:
         4xx other than 401/403 is returned instead of raised (per-record write results).
         ``idempotent`` (default: by the method) says whether sending the request twice does no
         harm; when it does, failures that leave in doubt whether the CRM acted on it are raised
-        at once, not retried (module docstring).
+        at once, not retried (module docstring). An answer the client's ``classify`` calls
+        TOKEN_EXPIRED is, after the one refresh, an AuthError like a 401.
         """
         url = self.url(path_or_url)
         context = context if context is not None else {}
@@ -337,7 +358,7 @@ class HttpClient:
             response = self._authenticated(
                 method, url, params, json, data, headers, context, idempotent
             )
-            if response.status_code in (401, 403):
+            if response.status_code in (401, 403) or self._kind(response) == TOKEN_EXPIRED:
                 raise self._auth_error(response)
             if response.status_code >= 400 and raise_for_status:
                 raise self._status_error(method, url, response)
@@ -378,13 +399,9 @@ class HttpClient:
             response = self._send(
                 method, url, send_params, json, data, send_headers, context, idempotent
             )
-            if (
-                response.status_code == 401
-                and not refreshed
-                and self.auth is not None
-                and self.auth.can_refresh
-            ):
-                log.info("401 from %s: refreshing credentials once", _where(url))
+            refused = response.status_code == 401 or self._kind(response) == TOKEN_EXPIRED
+            if refused and not refreshed and self.auth is not None and self.auth.can_refresh:
+                log.info("%s refused the token: refreshing credentials once", _where(url))
                 self.auth.refresh(identity)
                 refreshed = True
                 continue
@@ -433,6 +450,10 @@ class HttpClient:
                 kind = _RetryableError if idempotent or _never_sent(failure) else _InDoubt
                 raise kind(_network_reason(failure))
             status = response.status_code
+            if count and self._kind(response) == THROTTLED:
+                err = _Throttled(f"rate limited (HTTP {status})", response=response)
+                err.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                raise err
             if status in RETRY_STATUSES:
                 kind = _RetryableError if idempotent or status in NOT_DONE_STATUSES else _InDoubt
                 err = kind(f"HTTP {status}", response=response)
@@ -483,7 +504,8 @@ class HttpClient:
         if exc.response is None:
             raise UnreachableError(f"could not reach {_host(url)}: {exc.why} (after {tries})")
         status = exc.response.status_code
-        what = "rate limited (HTTP 429)" if status == 429 else f"HTTP {status}"
+        throttled = status == 429 or isinstance(exc, _Throttled)
+        what = f"rate limited (HTTP {status})" if throttled else f"HTTP {status}"
         code = error_code(self._maybe_json(exc.response))
         detail = f" {code}" if code and code != str(status) else ""
         raise ConnectorError(
@@ -497,13 +519,29 @@ class HttpClient:
         except ValueError:
             return None
 
+    def _kind(self, response: requests.Response) -> str | None:
+        """``classify(response)``, asked once per answer."""
+        if self.classify is None:
+            return None
+        try:
+            return response.crmsync_kind  # type: ignore[attr-defined,no-any-return]
+        except AttributeError:
+            kind = self.classify(response)
+            if kind not in (None, THROTTLED, TOKEN_EXPIRED):
+                raise ValueError(
+                    f"classify returned {kind!r}; expected THROTTLED, TOKEN_EXPIRED or None"
+                ) from None
+            response.crmsync_kind = kind  # type: ignore[attr-defined]
+            return kind
+
     def _auth_error(self, response: requests.Response) -> AuthError:
         code = error_code(self._maybe_json(response))
-        verb = "rejected the credentials" if response.status_code == 401 else "denied access"
+        refused = response.status_code == 401 or self._kind(response) == TOKEN_EXPIRED
+        verb = "rejected the credentials" if refused else "denied access"
         detail = f" ({code})" if code else ""
         hint = (
             " after refreshing the token"
-            if response.status_code == 401 and self.auth is not None and self.auth.can_refresh
+            if refused and self.auth is not None and self.auth.can_refresh
             else ""
         )
         return AuthError(
