@@ -333,8 +333,16 @@ def test_restore_and_purge_are_batched(fx: FakeFxiaoke) -> None:
     session.push("AccountObj", [StatusChange(i, "void") for i in ids])
     fx.reset_stats()
     assert all(r.ok for r in session.push("AccountObj", [StatusChange(i, "restore") for i in ids]))
-    assert fx.stats()["by_path"] == {"/cgi/crm/v2/data/recover": 1}
+    # with an archive field: a state query says what each record needs, then one recover
+    assert fx.stats()["by_path"] == {"/cgi/crm/v2/data/query": 1, "/cgi/crm/v2/data/recover": 1}
     assert {status_of(fx.record("AccountObj", i)) for i in ids} == {"active"}
+    settings = fx_settings(fx)
+    del settings["archive"]
+    native = connector(fx).open("fxfake", settings)
+    native.push("AccountObj", [StatusChange(i, "void") for i in ids])
+    fx.reset_stats()
+    assert all(r.ok for r in native.push("AccountObj", [StatusChange(i, "restore") for i in ids]))
+    assert fx.stats()["by_path"] == {"/cgi/crm/v2/data/recover": 1}  # ceil(M / 100)
     session.push("AccountObj", [StatusChange(i, "void") for i in ids])
     fx.reset_stats()
     assert all(r.ok for r in session.delete("AccountObj", ids))
@@ -435,3 +443,14 @@ def test_token_endpoint_rate_limit_is_waited_out_not_called_bad_credentials(
     with pytest.raises(ConnectorError, match="errorCode -2") as err:
         _open(fx).check()
     assert not isinstance(err.value, AuthError)
+
+
+def test_restore_of_an_archived_then_voided_record_makes_it_active(fx: FakeFxiaoke) -> None:
+    session = _ready(fx)
+    rid = _normal(fx, "LeadsObj", 1)[0]
+    assert session.push("LeadsObj", [StatusChange(rid, "archive")])[0].ok
+    assert session.push("LeadsObj", [StatusChange(rid, "void")])[0].ok
+    assert status_of(fx.record("LeadsObj", rid)) == "voided"
+    assert session.push("LeadsObj", [StatusChange(rid, "restore")])[0].ok
+    assert status_of(fx.record("LeadsObj", rid)) == "active"
+    assert fx.record("LeadsObj", rid)["crmsync_archived__c"] is None

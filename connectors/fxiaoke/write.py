@@ -6,7 +6,8 @@ Calls per batch of M records (at most 100):
 
 * void, preset object: M ``invalid`` calls (it takes one ``object_data_id``); custom object:
   one batch ``invalid`` (``idList``).
-* restore: one ``recover`` (``idList``).
+* restore: one ``recover`` (``idList``); with an archive field configured, a state ``query``
+  first (which records are invalid, which archived) and one ``update`` per archived record.
 * purge: one ``delete`` (``idList``). Fxiaoke deletes only invalid records, so a batch holding
   active ones costs one state ``query``, an ``invalid`` per active record (as void), then the
   ``delete`` (the reference: delete = invalid + delete; crmsync follows it rather than refuse).
@@ -219,52 +220,62 @@ class Writer:
     # ------------------------------------------------------------------ restore
 
     def restore(self, module: str, chunk: Sequence[StatusChange]) -> dict[str, RecordResult]:
-        """recover for invalid records; the archive field cleared for archived ones; restored
-        field values (restore --data) written after."""
+        """Back to active: ``recover`` for invalid records, the archive field cleared where it is
+        set (also on a record that was archived, then voided), then any restored field values
+        (``restore --data``). Without an archive field one ``recover`` does the batch; with one,
+        a state ``query`` first says which record needs what."""
         ids = [c.record_id for c in chunk]
-        path = data_path(module, "recover")
         results: dict[str, RecordResult] = {}
-        archive = self.settings.archive
-        try:
-            self.api.call("write", path, {"dataObjectApiName": module, "idList": ids},
-                          module=module)  # fmt: skip
-            results = {rid: RecordResult(rid, True) for rid in ids}
-        except (AuthError, QuotaError):
-            raise
-        except FxiaokeError:
-            # Some were not invalid (archived, active) or are gone: ask, then route each.
-            rows = self.states(module, ids)
-            invalid = [rid for rid in ids if rows.get(rid, {}).get(LIFE_STATUS) == INVALID]
-            for rid in ids:
-                row = rows.get(rid)
-                if row is None:
-                    results[rid] = self._fail(module, rid, "NOT_FOUND", "does not exist")
-                elif row.get(LIFE_STATUS) == INVALID:
-                    continue
-                elif archive is not None and row.get(archive.field) == archive.value:
-                    continue  # cleared below
-                elif not next(c for c in chunk if c.record_id == rid).fields:
-                    results[rid] = self._fail(
-                        module, rid, "NOT_VOIDED", "is not invalid (nothing to recover)"
-                    )
-            if invalid:
-                results.update(self._recover_each(module, invalid))
-            if archive is not None:
-                unarchive = [
-                    (rid, {archive.field: archive.active_value})
-                    for rid in ids
-                    if rid in rows and rows[rid].get(LIFE_STATUS) != INVALID
-                    and rows[rid].get(archive.field) == archive.value
-                ]  # fmt: skip
-                results.update(self._updates(module, unarchive))
+        if self.settings.archive is None:
+            try:
+                data = {"dataObjectApiName": module, "idList": ids}
+                self.api.call("write", data_path(module, "recover"), data, module=module)
+                results = {rid: RecordResult(rid, True) for rid in ids}
+            except (AuthError, QuotaError):
+                raise
+            except FxiaokeError:
+                # some were not invalid, or are gone: ask, then answer each
+                results = self._restore_by_state(module, chunk)
+        else:
+            results = self._restore_by_state(module, chunk)
         extra = [
             (c.record_id, dict(c.fields))
             for c in chunk
             if c.fields and (c.record_id not in results or results[c.record_id].ok)
         ]
         if extra:
-            written = self._updates(module, extra)
-            results.update(written)
+            results.update(self._updates(module, extra))
+        return results
+
+    def _restore_by_state(
+        self, module: str, chunk: Sequence[StatusChange]
+    ) -> dict[str, RecordResult]:
+        """Results for the records that need no field values afterwards; the others are left
+        out when their state is fine (restore() then writes their values)."""
+        ids = [c.record_id for c in chunk]
+        with_values = {c.record_id for c in chunk if c.fields}
+        archive = self.settings.archive
+        rows = self.states(module, ids)
+        results: dict[str, RecordResult] = {}
+        invalid = [rid for rid in ids if rows.get(rid, {}).get(LIFE_STATUS) == INVALID]
+        if invalid:
+            results.update(self._recover_each(module, invalid))
+        unarchive = []
+        for rid in ids:
+            row = rows.get(rid)
+            if row is None:
+                results[rid] = self._fail(module, rid, "NOT_FOUND", "does not exist")
+            elif archive is not None and row.get(archive.field) == archive.value:
+                if rid not in results or results[rid].ok:
+                    unarchive.append((rid, {archive.field: archive.active_value}))
+            elif row.get(LIFE_STATUS) != INVALID and rid not in with_values:
+                results[rid] = self._fail(
+                    module,
+                    rid,
+                    "NOT_VOIDED",
+                    "is neither invalid nor archived (nothing to restore)",
+                )
+        results.update(self._updates(module, unarchive))
         return results
 
     def _recover_each(self, module: str, ids: Sequence[str]) -> dict[str, RecordResult]:
