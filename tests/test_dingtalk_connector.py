@@ -132,6 +132,7 @@ def test_status_field_or_option_missing_in_the_crm_is_a_config_error(dt: FakeDin
         ("crm_customer", 17, 1),  # the smallest page
         ("crm_contact", 200, 100),
         ("crm_contact", 200, 7),
+        ("crm_follow_record", 23, 10),
         ("crm_customer_personal", 0, 100),  # empty: one call, still a final checkpoint
     ],
 )
@@ -215,6 +216,24 @@ def test_the_token_is_renewed_before_its_7200_seconds_run_out(dt: FakeDingTalk) 
     assert stats["token_requests"] == 1 and stats["by_status"] == {"200": 3}  # nothing refused
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"errcode": 42001, "errmsg": "access_token超时"},
+        {"errcode": 88, "sub_code": "42001", "sub_msg": "access_token超时", "errmsg": "x"},
+        {"errcode": 88, "sub_code": "40014", "sub_msg": "不合法的access_token", "errmsg": "x"},
+    ],
+)
+def test_old_api_token_invalid_codes_refresh_the_token_once(
+    dt: FakeDingTalk, body: dict[str, Any]
+) -> None:
+    session = open_session(dt)
+    session.check()
+    dt.fail_next(200, 1, host="oapi", body=body)
+    assert sum(len(p.records) for p in drain(session, "crm_contact")) == 200
+    assert session.stats()["token_requests"] == 2
+
+
 def test_a_token_refused_twice_is_an_auth_error(dt: FakeDingTalk) -> None:
     session = open_session(dt)
     session.check()
@@ -260,6 +279,15 @@ def test_old_api_qps_errcodes_in_http_200_are_backed_off(
     dt.throttle_next(1, host="oapi", code=code)
     assert sum(len(p.records) for p in drain(session, "crm_contact")) == 200
     assert time.backoffs() == [wait]  # 90006 is a per-minute window, capped by max_retry_wait
+
+
+def test_the_per_ip_ban_answer_waits_as_long_as_allowed_and_goes_on(dt: FakeDingTalk) -> None:
+    time = Time()
+    session = open_session(dt, time=time, max_retry_wait=120)
+    ban = {"status": 1111, "wait": 5, "source": "x5", "punish": "deny", "uuid": "u"}
+    dt.fail_next(200, 1, host="oapi", body=ban)
+    assert sum(len(p.records) for p in drain(session, "crm_contact")) == 200
+    assert time.backoffs() == [120.0]  # 5 minutes asked, capped by max_retry_wait
 
 
 def test_qps_limits_that_do_not_clear_end_in_a_clear_error(dt: FakeDingTalk) -> None:
