@@ -14,9 +14,10 @@ fixture returning a :class:`ContractHarness`::
 
 pytest then collects every ``test_*`` method below for your connector. The harness is the only
 thing you write: how to open your connector against your server, and how to make the server
-change records, fail requests and report what it received. Two harness methods are optional:
-``expire_tokens()`` and ``malformed_next(count)``; the tests that need them are skipped without
-them. docs/writing-a-connector.md walks through a complete harness.
+change records, fail requests and report what it received. A few harness members are optional
+(``expire_tokens()``, ``malformed_next(count)``, ``incomplete_next(count)``, ``empty_module``);
+the tests that need them are skipped without them. docs/writing-a-connector.md walks through a
+complete harness.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class ContractHarness(Protocol):
     #       ends (its own expiry answer: HTTP 401 or an error code in the body).
     #   def malformed_next(self, count: int) -> None
     #       Make the next ``count`` API answers HTTP 200 with a cut-off (unparseable) JSON body.
+    #   def incomplete_next(self, count: int) -> None
+    #       Make the next ``count`` answers to a pull well-formed JSON without their list of
+    #       records (read as "no records", a full pull would drop the whole mirror).
+    #   empty_module: str
+    #       A configured module with no records on the server.
 
 
 def _drain(session: ConnectorSession, module: str, since: str | None = None) -> list[Page]:
@@ -292,6 +298,29 @@ class ConnectorContract:
         assert "'contract'" in str(err.value)
         for secret in harness.secret_values:
             assert secret not in str(err.value)
+
+    def test_an_answer_without_its_records_is_an_error_not_an_empty_page(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        incomplete = getattr(harness, "incomplete_next", None)
+        if incomplete is None:
+            pytest.skip("the harness has no incomplete_next()")
+        incomplete(1)
+        with pytest.raises(BadResponseError):
+            _drain(session, harness.module)
+
+    def test_an_empty_module_ends_with_a_checkpoint(
+        self, harness: ContractHarness, session: ConnectorSession
+    ) -> None:
+        module = getattr(harness, "empty_module", None)
+        if module is None:
+            pytest.skip("the harness has no empty_module")
+        pages = _drain(session, module)
+        assert pages and not any(p.records for p in pages)
+        checkpoint = _final_checkpoint(pages)
+        assert checkpoint is not None
+        again = _drain(session, module, since=checkpoint)
+        assert not any(p.records for p in again) and _final_checkpoint(again) is not None
 
     def test_no_secret_in_reprs_pages_results_or_logs(
         self,
