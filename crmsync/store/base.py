@@ -25,6 +25,7 @@ from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
 from crmsync.report.model import ModuleCounts, ModuleQuery, ModuleStatus, ReportScope
 
 if TYPE_CHECKING:
+    from crmsync.compliance.report.model import AuditGroup, ErasedRef, RestrictedGroup
     from crmsync.policy.model import Policy
     from crmsync.search.model import MirrorMatches, RecordState, SearchRequest
 
@@ -239,6 +240,33 @@ class Store(ABC):
         no value per key field, the ``query.limit`` most frequent values per category field
         (array elements one by one) with how many records have none, and per duplicate key
         the clusters of records sharing ``crmsync_dupkey(mode, field)`` with the largest."""
+
+    # -- compliance report aggregates (crmsync.compliance.report): a few rows each
+    @abstractmethod
+    def mirror_condition_counts(
+        self, connection: str, module: str, conditions: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[int]:
+        """For each SQL condition over a mirror row (with its parameters), how many records of
+        ``connection/module`` still in the CRM satisfy it: one pass over the module."""
+
+    @abstractmethod
+    def restricted_groups(self, connection: str, module: str, limit: int) -> list[RestrictedGroup]:
+        """The module's restricted records grouped by reason (at most ``limit`` groups, the
+        largest first): how many, restricted since, and until when."""
+
+    @abstractmethod
+    def audit_groups(
+        self, actions: Sequence[str], since: str, until: str, connection: str | None = None
+    ) -> list[AuditGroup]:
+        """Audit entries of ``actions`` in [since, until) counted per action, plan, module,
+        operator, outcome and legal basis (``detail.basis``)."""
+
+    @abstractmethod
+    def erased_refs(
+        self, since: str, until: str, limit: int, connection: str | None = None
+    ) -> tuple[list[ErasedRef], int]:
+        """The first ``limit`` erasure proofs in [since, until) (their record_ref, never an
+        id) and how many there are in all."""
 
     # -- transactions and the audit log (append-only: there is no update or delete API)
     @abstractmethod

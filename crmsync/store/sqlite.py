@@ -37,6 +37,7 @@ from crmsync.store.base import (
     canonical_record,
 )
 from crmsync.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from crmsync.store.sqlite_compliance import ComplianceStoreMixin
 from crmsync.store.sqlite_plans import PlanStoreMixin, PlanTransactionMixin
 from crmsync.store.sqlite_report import ReportStoreMixin
 from crmsync.store.sqlite_search import SearchStoreMixin
@@ -116,7 +117,7 @@ def _audit_record(row: Sequence[Any]) -> AuditRecord:
     return AuditRecord(*row)
 
 
-class SQLiteStore(PlanStoreMixin, ReportStoreMixin, SearchStoreMixin, Store):
+class SQLiteStore(PlanStoreMixin, ReportStoreMixin, SearchStoreMixin, ComplianceStoreMixin, Store):
     def __init__(self, path: Path | str):
         self.path = Path(path)
         try:

@@ -1,0 +1,1 @@
+"""``crmsync compliance report``: what is held, past retention, purged, erased (filled in below)."""
