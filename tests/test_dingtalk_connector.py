@@ -290,6 +290,15 @@ def test_the_per_ip_ban_answer_waits_as_long_as_allowed_and_goes_on(dt: FakeDing
     assert time.backoffs() == [120.0]  # 5 minutes asked, capped by max_retry_wait
 
 
+def test_the_crm_apis_own_busy_answers_are_backed_off_too(dt: FakeDingTalk) -> None:
+    time = Time()
+    session = open_session(dt, time=time)
+    for code in ("request.too.frequent", "system.busy"):
+        dt.fail_next(400, 1, host="api", body={"code": code, "message": "请求过于频繁"})
+    assert sum(len(p.records) for p in drain(session, "crm_customer")) == 250
+    assert time.backoffs() == [1.0, 1.0]
+
+
 def test_qps_limits_that_do_not_clear_end_in_a_clear_error(dt: FakeDingTalk) -> None:
     session = open_session(dt, max_retries=2)
     dt.throttle_next(5, host="api")
@@ -371,6 +380,10 @@ def test_the_monthly_quota_is_reported_as_such_on_both_apis(dt: FakeDingTalk) ->
     dt.fail_next(200, 1, host="oapi", body={"errcode": 90020, "errmsg": "超过调用量"})
     with pytest.raises(ConnectorError, match=r"errcode 90020.*monthly API quota"):
         drain(session, "crm_contact")
+    daily = {"code": "daily.call.limit", "message": "daily call limit"}
+    dt.fail_next(400, 1, host="api", body=daily)
+    with pytest.raises(ConnectorError, match="daily call quota is used up"):
+        drain(session, "crm_customer")
 
 
 def test_unknown_module_is_refused_clearly(dt: FakeDingTalk) -> None:
@@ -451,8 +464,8 @@ def test_per_record_failures_carry_the_crms_codes(dt: FakeDingTalk) -> None:
     )
     by_id = {r.record_id: r for r in results}
     assert by_id[ids[0]].error == "1002: 查重失败"
-    assert by_id[ids[1]].error.startswith("fieldNotExist")
-    assert by_id["gone-record"].error.startswith("instanceNotExist")
+    assert by_id[ids[1]].error.startswith("fieldId.not.exists")
+    assert by_id["gone-record"].error.startswith("data.not.exists")
     assert by_id[ids[2]].ok and dt.record("crm_customer", ids[2]).data["customer_address"] == (
         "杭州市1号"
     )
@@ -515,7 +528,7 @@ def test_deletes_cost_one_call_per_customer_or_contact_and_one_per_10_follow_rec
     dt.reset_stats()
     results = session.delete("crm_customer", [*customers, "missing-id"])
     assert [r.ok for r in results] == [True] * 4 + [False]
-    assert results[-1].error.startswith("instanceNotExist")
+    assert results[-1].error.startswith("data.not.exists")
     results = session.delete("crm_contact", [*contacts, "missing-id"])
     assert [r.ok for r in results] == [True] * 3 + [False]
     assert results[-1].error.startswith("errcode 60121")

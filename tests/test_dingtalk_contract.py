@@ -47,9 +47,10 @@ def dingtalk_settings(dt: FakeDingTalk, **extra: Any) -> dict[str, Any]:
 
 
 class DingTalkHarness:
-    def __init__(self, dt: FakeDingTalk, module: str) -> None:
+    def __init__(self, dt: FakeDingTalk, module: str, empty_module: str) -> None:
         self.dt = dt
         self.module = module
+        self.empty_module = empty_module
         self.connector = DingTalkConnector(sleep=FakeSleep(), clock=FakeClock())
         self.secret_values = [dt.app_secret, "wrong-app-secret-0001"]
 
@@ -95,6 +96,9 @@ class DingTalkHarness:
     def malformed_next(self, count: int) -> None:
         self.dt.malformed_next(count)
 
+    def incomplete_next(self, count: int) -> None:
+        self.dt.incomplete_next(count)
+
 
 class TestDingTalkCustomersContract(ConnectorContract):
     """crm_customer: nextToken paging over the v1.0 API, writes by relationDatas/batch."""
@@ -102,7 +106,7 @@ class TestDingTalkCustomersContract(ConnectorContract):
     @pytest.fixture
     def harness(self) -> Iterator[DingTalkHarness]:
         with FakeDingTalk(records={"crm_customer": 230}, seed=5) as dt:
-            yield DingTalkHarness(dt, "crm_customer")
+            yield DingTalkHarness(dt, "crm_customer", empty_module="crm_customer_personal")
 
 
 class TestDingTalkContactsContract(ConnectorContract):
@@ -112,4 +116,4 @@ class TestDingTalkContactsContract(ConnectorContract):
     @pytest.fixture
     def harness(self) -> Iterator[DingTalkHarness]:
         with FakeDingTalk(records={"crm_contact": 230}, seed=6) as dt:
-            yield DingTalkHarness(dt, "crm_contact")
+            yield DingTalkHarness(dt, "crm_contact", empty_module="crm_follow_record")

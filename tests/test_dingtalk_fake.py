@@ -161,7 +161,7 @@ def test_batch_updates_are_capped_partial_and_answer_per_record(
     name_before = dt.record("crm_customer", ids[0]).data["customer_name"]
     results = put([ids[0], "no-such-record"]).json()["results"]
     assert results[0] == {"relationId": ids[0], "success": True, "duplicatedRelationIds": []}
-    assert results[1]["success"] is False and results[1]["errorCode"] == "instanceNotExist"
+    assert results[1]["success"] is False and results[1]["errorCode"] == "data.not.exists"
     assert dt.status_label("crm_customer", ids[0]) == "已归档"
     assert dt.record("crm_customer", ids[0]).data["customer_name"] == name_before
     bad_option = {**row, "bizDataList": [{"key": field, "value": "归档"}]}
@@ -191,7 +191,7 @@ def test_deletes_answer_per_record_on_both_apis(dt: FakeDingTalk, token: str) ->
     params = {"currentOperatorUserId": "manager4711", "relationType": "crm_customer"}
     assert new(dt, token, "DELETE", path, params=params).json() == {"instanceId": customer}
     gone = new(dt, token, "DELETE", path, params=params)
-    assert gone.status_code == 400 and gone.json()["code"] == "instanceNotExist"
+    assert gone.status_code == 400 and gone.json()["code"] == "data.not.exists"
     contact = sorted(dt.ids("crm_contact"))[-1]
     body = {"operator_userid": "manager4711", "data_id": contact}
     assert old(dt, token, "/topapi/crm/objectdata/contact/delete", body)["errcode"] == 0

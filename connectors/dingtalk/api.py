@@ -54,6 +54,7 @@ NEW_QPS = frozenset(
         "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
         "Forbidden.AccessDenied.QpsLimitForApi",
         "request.too.frequent",
+        "system.busy",  # the contacts batch API's "请求过于频繁"
     }
 )
 #: Old API: errcode 88 is "鉴权异常" with the reason in sub_code (40014: 不合法的access_token,
@@ -64,8 +65,9 @@ OLD_TOKEN_INVALID = frozenset({"40014", "42001"})
 #: second, per app per API per minute (DingTalk's call-frequency page; the minute window's wait
 #: is an assumption).
 OLD_QPS = {90018: 1.0, 90002: 1.0, 90006: 60.0}
-#: The monthly call quota (标准版 5000/month): waiting does not help.
-QUOTA_CODES = frozenset({"Forbidden.AccessDenied.ApiCountLimitForOrg", "90020"})
+#: The monthly call quota (标准版 5000/month) and the CRM APIs' daily one: waiting a second
+#: does not help.
+QUOTA_CODES = frozenset({"Forbidden.AccessDenied.ApiCountLimitForOrg", "90020", "daily.call.limit"})
 
 
 class ApiCodeError(ConnectorError):
@@ -309,11 +311,11 @@ class DingTalkApi:
                     )
                 if status >= 400 and (not per_record or code in QUOTA_CODES):
                     message = str(body.get("message") or "")[:200]
-                    hint = (
-                        "; the org's monthly API quota is used up (标准版: 5000 calls/month)"
-                        if code in QUOTA_CODES
-                        else ""
-                    )
+                    hint = ""
+                    if code == "daily.call.limit":
+                        hint = "; the CRM API's daily call quota is used up: run again tomorrow"
+                    elif code in QUOTA_CODES:
+                        hint = "; the org's monthly API quota is used up (标准版: 5000 calls/month)"
                     raise ApiCodeError(
                         f"{method} {path} answered HTTP {status} {code or '(no code)'}: "
                         f"{message}{hint}",

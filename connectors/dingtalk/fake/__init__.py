@@ -35,14 +35,14 @@ Two hosts, as DingTalk has (reference: /work/shared/reference/cn-crm-apis.md, se
     - ``PUT /v1.0/crm/relationDatas/batch`` ``{relationType, operatorUserId, relationList:
       [{relationId, bizDataList: [{key, value, extendValue}]}]}`` (<= 10 relations, else 400)
       -> ``{results: [{relationId, success, errorCode, errorMsg, duplicatedRelationIds}]}``.
-      Only the keys sent change (partial update); an unknown key (``fieldNotExist``), a
+      Only the keys sent change (partial update); an unknown key (``fieldId.not.exists``), a
       select value that is not an option (``invalidParameter.selectValue``), an unknown
-      record (``instanceNotExist``) or a ``reject_writes`` id fail per record.
+      record (``data.not.exists``) or a ``reject_writes`` id fail per record.
     - ``PUT /v1.0/crm/contacts/batch`` (same body without relationType) and ``PUT
       /v1.0/crm/followRecords/batch`` ``{operatorUserId, instanceList: [{instanceId,
       dataArray}]}``: the same per-record results (``instanceId`` for follow records).
     - ``DELETE /v1.0/crm/personalCustomers/{id}?currentOperatorUserId=&relationType=`` ->
-      ``{instanceId}``; unknown -> 400 ``instanceNotExist``.
+      ``{instanceId}``; unknown -> 400 ``data.not.exists``.
     - ``POST /v1.0/crm/followRecords/batchRemove`` ``{operatorUserId, instanceIds}`` (<= 10)
       -> ``{results: [{instanceId, success, ...}]}``.
 
@@ -67,7 +67,8 @@ Two hosts, as DingTalk has (reference: /work/shared/reference/cn-crm-apis.md, se
 
 Control (Python): ``advance(seconds)``, ``expire_tokens()``, ``mint_token()``,
 ``fail_next(status, count, host="any"|"api"|"oapi"|"token", body=None, retry_after=None)``,
-``throttle_next(count, host, code=None)``, ``malformed_next(count, host)``, ``burst(every,
+``throttle_next(count, host, code=None)``, ``malformed_next(count, host)``,
+``incomplete_next(count, host)`` (a success without its records list), ``burst(every,
 host)``, ``reject_writes(ids, code="1002", message="查重失败")``, ``clear_faults()``,
 ``touch(obj, count=|ids=)``, ``set_status(obj, id, label)``, ``remove(obj, ids)``.
 Inspection: ``ids(obj)``, ``record(obj, id)``, ``status_label(obj, id)``, ``stats()``

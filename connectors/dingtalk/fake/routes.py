@@ -62,6 +62,10 @@ def injected(role: str, kind: str, spec: Mapping[str, Any]) -> tuple[int, Any, d
     headers: dict[str, str] = {}
     if kind == "malformed":
         return 200, b'{"values": [{"instanceId": "cut', headers
+    if kind == "incomplete":
+        if role == "api":
+            return 200, {"hasMore": False, "maxResults": 100}, headers
+        return 200, {"errcode": 0, "errmsg": "ok", "result": {"has_more": False}}, headers
     if kind == "throttle":
         if role == "api":
             code = spec.get("code") or QPS_NEW
@@ -168,8 +172,8 @@ def _new_api(
             results.append(
                 {"instanceId": rid, "success": True}
                 if ok
-                else {"instanceId": rid, "success": False, "errorCode": "instanceNotExist",
-                      "errorMsg": f"instance {rid} not exist"}
+                else {"instanceId": rid, "success": False, "errorCode": "data.not.exists",
+                      "errorMsg": "data not exists"}
             )  # fmt: skip
         return 200, {"results": results}
     if method == "DELETE" and path.startswith(CUSTOMERS + "/"):
@@ -178,7 +182,7 @@ def _new_api(
         obj = _relation_type(query.get("relationType") or "crm_customer")
         fake.batch_seen(1)
         if not fake.delete_one(obj, rid):
-            raise new_error(400, "instanceNotExist", f"instance {rid} not exist")
+            raise new_error(400, "data.not.exists", "data not exists")
         return 200, {"instanceId": rid}
     raise new_error(404, "InvalidAction.NotFound", f"Specified api is not found: {path}")
 

@@ -67,7 +67,8 @@ def _request_id() -> str:
 
 class Faults:
     """Injected answers, consumed in order: ``fail_next`` (any HTTP status), ``throttle_next``
-    (the host's own QPS answer), ``malformed_next`` (a cut-off JSON body), ``burst_every``
+    (the host's own QPS answer), ``malformed_next`` (a cut-off JSON body),
+    ``incomplete_next`` (a success without the records list), ``burst_every``
     (every Nth data request of a host is throttled), ``reject_ids`` (per-record write
     failures). Token requests are never faulted unless ``host`` is ``"token"``."""
 
@@ -80,6 +81,7 @@ class Faults:
             self.fail_next: list[dict[str, Any]] = []
             self.throttle_next: list[dict[str, Any]] = []
             self.malformed_next: list[dict[str, Any]] = []
+            self.incomplete_next: list[dict[str, Any]] = []
             self.burst_every: dict[str, int] = {}
             self.reject_ids: dict[str, tuple[str, str]] = {}
             self._seen: Counter[str] = Counter()
@@ -91,6 +93,7 @@ class Faults:
                 ("fail", self.fail_next),
                 ("throttle", self.throttle_next),
                 ("malformed", self.malformed_next),
+                ("incomplete", self.incomplete_next),
             ):
                 for spec in specs:
                     if spec["count"] > 0 and spec["host"] in (host, "any"):
@@ -291,6 +294,11 @@ class FakeDingTalk:
         with self.faults.lock:
             self.faults.malformed_next.append({"count": count, "host": host})
 
+    def incomplete_next(self, count: int = 1, host: str = "any") -> None:
+        """The next ``count`` requests get HTTP 200 / errcode 0 without the list of records."""
+        with self.faults.lock:
+            self.faults.incomplete_next.append({"count": count, "host": host})
+
     def burst(self, every: int, host: str = "any") -> None:
         """Every ``every``-th data request to ``host`` is throttled (0 turns it off)."""
         with self.faults.lock:
@@ -458,8 +466,8 @@ class FakeDingTalk:
         with self.lock:
             rec = self._records[obj].get(rid)
             if rec is None:
-                return {"success": False, "errorCode": "instanceNotExist",
-                        "errorMsg": f"instance {rid} not exist"}  # fmt: skip
+                return {"success": False, "errorCode": "data.not.exists",
+                        "errorMsg": "data not exists"}  # fmt: skip
             known = {f["name"]: f for f in dd.FIELDS[obj]}
             if not isinstance(items, list):
                 return {"success": False, "errorCode": "invalidParameter",
@@ -467,7 +475,7 @@ class FakeDingTalk:
             for item in items:
                 key = item.get("key") if isinstance(item, dict) else None
                 if key not in known:
-                    return {"success": False, "errorCode": "fieldNotExist",
+                    return {"success": False, "errorCode": "fieldId.not.exists",
                             "errorMsg": f"field {key} not exist"}  # fmt: skip
                 options = known[key].get("selectOptions")
                 value = item.get("value")
