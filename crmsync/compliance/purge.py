@@ -120,6 +120,40 @@ def _live(connection: str, module: str) -> tuple[str, list[Any]]:
     return "connection = ? AND module = ? AND crm_deleted_at IS NULL", [connection, module]
 
 
+@dataclass(frozen=True)
+class PartQuery:
+    """One part of a purge plan over one module: the per-record detail (JSON) and the WHERE."""
+
+    detail: str
+    detail_params: list[Any]
+    where: str
+    where_params: list[Any]
+
+    def select(self) -> tuple[str, list[Any]]:
+        """ITEM_COLUMNS and the detail of every record, in record id order (plan items)."""
+        return (
+            f"SELECT {ITEM_COLUMNS}, {self.detail} FROM mirror WHERE {self.where}"
+            " ORDER BY +record_id",
+            [*self.detail_params, *self.where_params],
+        )
+
+    def first(self, limit: int) -> tuple[str, list[Any]]:
+        """A few of them, in no particular order (no sort: for display)."""
+        sql, params = self.select()
+        return f"{sql.rsplit(' ORDER BY ', 1)[0]} LIMIT ?", [*params, limit]
+
+    def count(self) -> tuple[str, list[Any]]:
+        return f"SELECT count(*) FROM mirror WHERE {self.where}", list(self.where_params)
+
+    def narrowed(self, where: str, params: Sequence[Any]) -> PartQuery:
+        return PartQuery(
+            self.detail,
+            self.detail_params,
+            f"{self.where} AND {where}",
+            [*self.where_params, *params],
+        )
+
+
 def part_queries(
     rule: RetentionRule,
     active: Sequence[holds.Hold],
@@ -127,38 +161,38 @@ def part_queries(
     module: str,
     now: datetime,
     record_ids: Sequence[str] | None = None,
-) -> dict[str, tuple[str, list[Any]]]:
-    """action -> SELECT of ITEM_COLUMNS and the per-record detail (JSON) for each part."""
+) -> dict[str, PartQuery]:
+    """action -> the query of each part (module docstring); with ``record_ids``, only the
+    purge part, over those records."""
     c = conditions(rule, active, connection, module, now)
     live, live_params = _live(connection, module)
     if record_ids is not None:
         live += f" AND record_id IN ({', '.join('?' * len(record_ids))})"
         live_params = [*live_params, *record_ids]
-    clock = status_clock_sql()
-    since = f"strftime('%Y-%m-%dT%H:%M:%SZ', {clock})"
-    out: dict[str, tuple[str, list[Any]]] = {}
-    detail = f"json_object('since', {since}, 'after', ?, 'basis', ?)"
-    out[PURGE] = (
-        f"SELECT {ITEM_COLUMNS}, {detail} FROM mirror WHERE {live} AND {c.due[0]}"
-        f" AND NOT {c.blocked[0]} ORDER BY +record_id",
-        [rule.text("purge_voided_after"), rule.purge_basis, *live_params, *c.due[1], *c.blocked[1]],
-    )
+    since = f"strftime('%Y-%m-%dT%H:%M:%SZ', {status_clock_sql()})"
+    out: dict[str, PartQuery] = {
+        PURGE: PartQuery(
+            f"json_object('since', {since}, 'after', ?, 'basis', ?)",
+            [rule.text("purge_voided_after"), rule.purge_basis],
+            f"{live} AND {c.due[0]} AND NOT {c.blocked[0]}",
+            [*live_params, *c.due[1], *c.blocked[1]],
+        )
+    }
     if record_ids is not None:
         return out  # naming records purges exactly them (the rest was refused)
-    blocked_detail = (
+    out[RESTRICT] = PartQuery(
         f"json_object('since', {since}, 'after', ?, 'blocked',"
-        f" CASE WHEN {c.held[0]} THEN 'hold' ELSE 'statutory' END, 'until', {c.floor_until})"
-    )
-    out[RESTRICT] = (
-        f"SELECT {ITEM_COLUMNS}, {blocked_detail} FROM mirror WHERE {live}"
-        f" AND restricted_at IS NULL AND {c.due[0]} AND {c.blocked[0]} ORDER BY +record_id",
-        [rule.text("purge_voided_after"), *c.held[1], *live_params, *c.due[1], *c.blocked[1]],
+        f" CASE WHEN {c.held[0]} THEN 'hold' ELSE 'statutory' END, 'until', {c.floor_until})",
+        [rule.text("purge_voided_after"), *c.held[1]],
+        f"{live} AND restricted_at IS NULL AND {c.due[0]} AND {c.blocked[0]}",
+        [*live_params, *c.due[1], *c.blocked[1]],
     )
     if c.archived_due is not None:
-        out[VOID] = (
-            f"SELECT {ITEM_COLUMNS}, json_object('since', {since}, 'maximum', ?, 'basis', ?)"
-            f" FROM mirror WHERE {live} AND {c.archived_due[0]} ORDER BY +record_id",
-            [rule.text("purge_archived_after"), BASIS_MAXIMUM, *live_params, *c.archived_due[1]],
+        out[VOID] = PartQuery(
+            f"json_object('since', {since}, 'maximum', ?, 'basis', ?)",
+            [rule.text("purge_archived_after"), BASIS_MAXIMUM],
+            f"{live} AND {c.archived_due[0]}",
+            [*live_params, *c.archived_due[1]],
         )
     return out
 
@@ -177,9 +211,8 @@ def policy_item_query(
         )
     active = holds.active_holds(store, now)
     where, params = compile_policy(policy, now)
-    sql, part_params = part_queries(rule, active, policy.connection, policy.module, now)[PURGE]
-    head, tail = sql.rsplit(" ORDER BY ", 1)
-    return f"{head} AND {where} ORDER BY {tail}", [*part_params, *params]
+    part = part_queries(rule, active, policy.connection, policy.module, now)[PURGE]
+    return part.narrowed(where, params).select()
 
 
 # --------------------------------------------------------------------------- explaining
@@ -347,7 +380,7 @@ def make_purge_plan(
     if not dry_run:
         require_repository(config)
     active = holds.active_holds(store, now)
-    queries: list[tuple[str, str, str, str, RetentionRule, str, list[Any]]] = []
+    queries: list[tuple[str, str, str, str, RetentionRule, PartQuery]] = []
     if records:
         by_module: dict[tuple[str, str], list[str]] = {}
         for c, m, rid in records:
@@ -355,8 +388,8 @@ def make_purge_plan(
         for (c, m), ids in by_module.items():
             rule = retention.rule_for(c, m)
             assert rule is not None  # check_named refused records without a rule
-            sql, params = part_queries(rule, active, c, m, now, ids)[PURGE]
-            queries.append((part_name(PURGE, c, m), PURGE, c, m, rule, sql, params))
+            part = part_queries(rule, active, c, m, now, ids)[PURGE]
+            queries.append((part_name(PURGE, c, m), PURGE, c, m, rule, part))
     else:
         targets = _targets(retention, store, connection, module)
         if not targets:
@@ -365,19 +398,21 @@ def make_purge_plan(
                 f"no [[retention.rules]] covers {where}: nothing can be purged", path="retention"
             )
         for c, m, rule in targets:
-            for action, (sql, params) in part_queries(rule, active, c, m, now).items():
-                queries.append((part_name(action, c, m), action, c, m, rule, sql, params))
+            for action, part in part_queries(rule, active, c, m, now).items():
+                queries.append((part_name(action, c, m), action, c, m, rule, part))
     result = PurgePlan(None)
     db = holds._db(store)
-    for name, action, _c, _m, _rule, sql, params in queries:
-        entries, count = [], 0
-        for row in db.execute(sql, params):
-            count += 1
-            if shown is None or len(entries) < shown:
-                detail = json.loads(row[6])
-                entries.append(Entry(action, row[0], row[1], row[2], why(action, detail, now)))
-        result.entries_by_part[name] = entries
-        result.counts[name] = count
+    for name, action, _c, _m, _rule, part in queries:
+        if shown is not None:  # a few, unsorted, and a count: no sort, no detail for the rest
+            rows = db.execute(*part.first(shown)).fetchall()
+            result.counts[name] = db.execute(*part.count()).fetchone()[0]
+        else:
+            rows = db.execute(*part.select()).fetchall()
+            result.counts[name] = len(rows)
+        result.entries_by_part[name] = [
+            Entry(action, row[0], row[1], row[2], why(action, json.loads(row[6]), now))
+            for row in rows
+        ]
     if dry_run:
         return result
     plan_id = new_plan_id(now)
@@ -387,11 +422,11 @@ def make_purge_plan(
         created_by=operator,
         expires_at=iso(now + config.plan_ttl),
         config_hash=config_hash(config),
-        queries=[(name, sql, params) for name, *_, sql, params in queries],
+        queries=[(name, *part.select()) for name, *_, part in queries],
         kind="purge",
     )
     rows = []
-    for name, action, c, m, rule, _sql, _params in queries:
+    for name, action, c, m, rule, _part in queries:
         matched = counts[name]
         guard = None
         if action != RESTRICT and matched > rule.max_records:

@@ -201,8 +201,8 @@ def _recheck(
         blocks = deletion_blocks(store, config, policy.connection, policy.module, ids, now)
         eligible: set[str] = set()
         if rule is not None:
-            sql, params = part_queries(rule, [], policy.connection, policy.module, now, ids)[PURGE]
-            eligible = {row[2] for row in db.execute(sql, params)}
+            part = part_queries(rule, [], policy.connection, policy.module, now, ids)[PURGE]
+            eligible = {row[2] for row in db.execute(*part.select())}
         with store.transaction() as tx:
             for item in batch:
                 block = blocks.get(item.record_id)
