@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import cli
+from crmsync.store import open_store
 from crmsync_connectors.jiandaoyun.fake import FakeJiandaoyun
 
 LEVEL = "_widget_1600000000003"
@@ -107,6 +108,14 @@ def test_pull_plan_approve_apply_restore(setup: Any) -> None:
     restored = run(jdy, config, "restore", "--plan", plan["id"], "--yes", "--json")
     assert restored.exit_code == 0, restored.stdout + restored.stderr
     assert all(jdy.status_text(i) == "正常" for i in lost | blank)
+
+    # deletions made in Jiandaoyun reach the mirror with a full pull (no deleted-records API)
+    gone = jdy.ids()[:2]
+    jdy.delete_records(gone)
+    assert run(jdy, config, "pull", "jdy", "--full").exit_code == 0
+    with open_store(config.parent / "mirror.db") as store:
+        mirrored = {r.record_id for r in store.iter_records("jdy", "customers")}
+    assert mirrored == set(jdy.ids()) and not set(gone) & mirrored
 
 
 def test_a_wrong_api_key_fails_the_pull_naming_the_connection(
