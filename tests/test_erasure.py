@@ -235,6 +235,9 @@ def test_bad_requests_exit_with_clear_messages_and_change_nothing(tmp_path, crm,
     with sqlite3.connect(tmp_path / "mirror.db") as db:
         assert db.execute("SELECT count(*) FROM plans").fetchone()[0] == 0
     assert crm.record("Leads", crm.ids("Leads")[3]) is not None
+    shown = ok(run(cfg, "erase", "--email", EMAIL.upper(), *base)).stdout  # the text view
+    assert "erase: sandbox/Leads, 1 records" in shown and "crmsync approve" in shown
+    assert "fields email" in shown and EMAIL not in shown.lower()
 
 
 def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
