@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crmsync.audit import AuditQuery, verify_store
 from crmsync.compliance import holds
@@ -173,3 +175,88 @@ def test_hold_ranks_before_the_statutory_floor(store, config):
         store, kind="records", records=[("sales", "Invoices", "I1")], reason="r", operator="o"
     )
     assert deletion_blocks(store, config, "sales", "Invoices", ["I1"], NOW)["I1"].kind == "hold"
+
+
+RECORD = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from(["active", "archived", "voided"]),
+        "age": st.integers(0, 400),  # days in that status
+        "tag": st.sampled_from([None, "VIP", "vip", "other"]),
+        "city": st.sampled_from(["DE", "CN"]),
+        "created": st.integers(2015, 2026),
+    }
+)
+HOLDS = st.lists(
+    st.one_of(
+        st.tuples(st.just("records"), st.sets(st.integers(0, 11), max_size=3)),
+        st.tuples(st.just("tag"), st.sampled_from(["vip", "other"])),
+        st.tuples(st.just("filter"), st.sampled_from(["DE", "CN"])),
+        st.tuples(st.just("connection"), st.booleans()),  # the module, or another one
+    ),
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(records=st.lists(RECORD, min_size=1, max_size=12), held=HOLDS, floor=st.booleans())
+def test_purge_never_selects_a_held_or_floored_record_and_restricts_exactly_those(
+    registry, tmp_path, records, held, floor
+):
+    """Property: over random records and holds, the purge part and the restrict part split the
+    records due for deletion exactly along deletion_blocks: never a blocked record purged."""
+    from crmsync.compliance.purge import part_queries
+    from crmsync.compliance.retention import retention_of
+
+    rule = 'purge_voided_after = "30d"\n'
+    if floor:
+        rule += 'keep_at_least = "8y"\nkeep_basis = "HGB-257"\n'
+    config = parse_config(
+        CONFIG.split("[[retention.rules]]")[0]
+        + f'[[retention.rules]]\nconnection = "sales"\nmodule = "Leads"\n{rule}',
+        registry,
+    )
+    with open_store(tmp_path / "p.db") as store:
+        db = store._db
+        for table in ("mirror", "legal_holds", "legal_hold_records"):
+            db.execute(f"DELETE FROM {table}")
+        run = store.start_run("pull", "sales", "Leads")
+        pulled = [
+            PulledRecord(
+                f"R{i}",
+                {"city": r["city"], "tags": [r["tag"]] if r["tag"] else [],
+                 "created_at": f"{r['created']}-06-01T00:00:00Z"},
+                status=r["status"],
+            )
+            for i, r in enumerate(records)
+        ]  # fmt: skip
+        store.commit_page("sales", "Leads", run, pulled)
+        for i, r in enumerate(records):
+            since = (NOW - timedelta(days=r["age"])).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            db.execute("UPDATE mirror SET status_since = ? WHERE record_id = ?", (since, f"R{i}"))
+        for kind, value in held:
+            if kind == "records":
+                refs = [("sales", "Leads", f"R{i}") for i in value]
+                if refs:
+                    holds.add_hold(store, kind=kind, records=refs, reason="r", operator="o")
+            elif kind == "tag":
+                holds.add_hold(store, kind=kind, spec={"tag": value}, reason="r", operator="o")
+            elif kind == "filter":
+                spec = {"filter": {"field": "city", "op": "eq", "value": value}}
+                holds.add_hold(store, kind=kind, connection="sales", module="Leads", spec=spec,
+                               reason="r", operator="o")  # fmt: skip
+            else:
+                module = "Leads" if value else "Deals"
+                holds.add_hold(store, kind=kind, connection="sales", module=module,
+                               reason="r", operator="o")  # fmt: skip
+        rule_obj = retention_of(config).rule_for("sales", "Leads")
+        active = holds.active_holds(store, NOW)
+        parts = part_queries(rule_obj, active, "sales", "Leads", NOW)
+        purged = {row[2] for row in db.execute(*parts["purge"].select())}
+        restricted = {row[2] for row in db.execute(*parts["restrict"].select())}
+        ids = [p.id for p in pulled]
+        blocked = deletion_blocks(store, config, "sales", "Leads", ids, NOW)
+        due = {f"R{i}" for i, r in enumerate(records) if r["status"] == "voided" and r["age"] >= 30}
+        assert purged == due - set(blocked)
+        assert restricted == due & set(blocked)
