@@ -454,3 +454,19 @@ def test_restore_of_an_archived_then_voided_record_makes_it_active(fx: FakeFxiao
     assert session.push("LeadsObj", [StatusChange(rid, "restore")])[0].ok
     assert status_of(fx.record("LeadsObj", rid)) == "active"
     assert fx.record("LeadsObj", rid)["crmsync_archived__c"] is None
+
+
+def test_no_secret_or_token_reaches_the_logs(fx: FakeFxiaoke, caplog: Any) -> None:
+    caplog.set_level("DEBUG")
+    session = _open(fx, max_retries=1)
+    fx.fail_next_code(codes.RATE_LIMITED, 1, path="/cgi/crm/")
+    fx.fail_next(503, 1, path="/cgi/crm/")
+    list(session.pull("LeadsObj"))
+    fx.expire_tokens()
+    session.push("LeadsObj", [StatusChange(fx.ids("LeadsObj")[0], "void")])
+    session.close()
+    with pytest.raises(AuthError):
+        _open(fx, app_secret=ref(WRONG_SECRET, "app_secret")).check()
+    assert caplog.records  # retries and the token renewal were logged
+    for secret in (fx.app_secret, fx.permanent_code, WRONG_SECRET, *fx.issued):
+        assert secret not in caplog.text
