@@ -234,14 +234,20 @@ def test_old_api_token_invalid_codes_refresh_the_token_once(
     assert session.stats()["token_requests"] == 2
 
 
-def test_a_token_refused_twice_is_an_auth_error(dt: FakeDingTalk) -> None:
+def test_a_token_refused_twice_is_an_auth_error_on_either_api(dt: FakeDingTalk) -> None:
     session = open_session(dt)
     session.check()
     bad = {"code": "InvalidAuthentication", "message": "不合法的access_token"}
     dt.fail_next(400, 2, host="api", body=bad)
-    with pytest.raises(AuthError, match="freshly issued access token") as err:
+    with pytest.raises(AuthError, match=r"InvalidAuthentication\) after refreshing") as err:
         drain(session, "crm_customer")
     assert "'dt'" in str(err.value) and "crm_customer" in str(err.value)
+    old = {"errcode": 88, "sub_code": "40014", "sub_msg": "不合法的access_token", "errmsg": "x"}
+    dt.fail_next(200, 2, host="oapi", body=old)
+    with pytest.raises(AuthError, match="after refreshing the token") as err:
+        drain(session, "crm_contact")
+    assert "crm_contact" in str(err.value) and "access_token" not in str(err.value)
+    assert session.stats()["token_requests"] == 3  # one to start, one refresh per refusal
 
 
 def test_wrong_credentials_name_the_connection_and_the_secret_reference(dt: FakeDingTalk) -> None:

@@ -16,15 +16,16 @@ One token for both: DingTalk's own CRM walkthrough (客户管理 联系人数据
 from the v1.0 endpoint only and passes it to the old API's ``access_token``. Assumption (not
 probed live): that holds for every old CRM endpoint used here.
 
-QPS answers are re-labelled, in a response hook, as what they mean: HTTP 429 with
-``Retry-After: 1`` (DingTalk: "the QPS limit lasts one second; sleep one second and go on").
-The shared client then backs off with the session's injectable ``sleep``, counts the retries,
-and retries writes too (a throttled request was not carried out).
+Which answers are throttling or a refused token, whatever their HTTP status, is said once, in
+:meth:`DingTalkApi.classify` (``HttpClient(classify=...)``): a QPS answer is THROTTLED with a
+``Retry-After`` of one second (DingTalk: "the QPS limit lasts one second; sleep one second and
+go on"), so the shared client backs off with the session's injectable ``sleep``, counts the
+retries and sends writes again too (a throttled request was not carried out); a token-invalid
+answer is TOKEN_EXPIRED, so the client fetches a new token once and sends again.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
@@ -36,10 +37,8 @@ import requests
 from crmsync.auth import Auth
 from crmsync.errors import AuthError, BadResponseError, ConnectorError
 from crmsync.hookspecs import SecretRef
-from crmsync.http import HttpClient, json_body
+from crmsync.http import THROTTLED, TOKEN_EXPIRED, HttpClient, json_body
 from crmsync_connectors.dingtalk.settings import DingTalkSettings
-
-log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/v1.0/oauth2/accessToken"
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
@@ -216,8 +215,8 @@ class DingTalkApi:
                 requests_per_second=settings.requests_per_second,
                 sleep=sleep,
                 clock=clock,
+                classify=self.classify,
             )
-            http.session.hooks["response"].append(self._throttled)
             return http
 
         self.token_http = client(settings.api_url, None)
@@ -230,34 +229,42 @@ class DingTalkApi:
 
     # ------------------------------------------------------------------ QPS
 
-    def _throttled(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Response hook: a QPS-limit answer becomes HTTP 429 + Retry-After for HttpClient (and
-        the monthly-quota 403 a 400: see below)."""
+    def classify(self, response: requests.Response) -> str | None:
+        """What a DingTalk answer means when its status does not say (HttpClient asks once per
+        answer): THROTTLED (with the wait DingTalk documents as ``Retry-After``),
+        TOKEN_EXPIRED, or None."""
+        if len(response.content) >= 4096:
+            return None  # a page of records; DingTalk's error answers are small
+        body = _maybe_json(response.content)
+        if not isinstance(body, dict):
+            return None
         status = response.status_code
+        code = body.get("code")
+        errcode = body.get("errcode")
         wait: float | None = None
-        if status in (400, 403) and len(response.content) < 4096:
-            body = _maybe_json(response.content)
-            code = body.get("code") if isinstance(body, dict) else None
-            if code in NEW_QPS:
-                wait = 1.0
-            elif code in QUOTA_CODES and status == 403:
-                # HttpClient calls every 403 an auth error; the monthly quota is not one, so
-                # it goes on as a plain 4xx to call_new, which says what it is
-                response.status_code = 400
-        elif status == 200 and len(response.content) < 4096:
-            body = _maybe_json(response.content)
-            if isinstance(body, dict):
-                errcode = body.get("errcode")
-                if isinstance(errcode, int) and errcode in OLD_QPS:
-                    wait = OLD_QPS[errcode]
-                elif body.get("punish") == "deny":
-                    # the per-IP ban (10,000 calls / 20 s): five minutes
-                    wait = 60.0 * float(body.get("wait") or 5)
+        if status in (400, 403) and code in NEW_QPS:
+            wait = 1.0
+        elif status == 200 and isinstance(errcode, int) and errcode in OLD_QPS:
+            wait = OLD_QPS[errcode]
+        elif body.get("punish") == "deny":
+            wait = 60.0 * float(body.get("wait") or 5)  # the per-IP ban: five minutes
         if wait is not None:
             with self._lock:
                 self.throttled += 1
-            response.status_code = 429
-            response.headers["Retry-After"] = str(wait)
+            response.headers.setdefault("Retry-After", str(wait))
+            return THROTTLED
+        if status >= 400 and code in NEW_TOKEN_INVALID:
+            return TOKEN_EXPIRED
+        sub = str(body.get("sub_code") or "")
+        if status == 200 and (
+            str(errcode) in OLD_TOKEN_INVALID or (errcode == 88 and sub in OLD_TOKEN_INVALID)
+        ):
+            return TOKEN_EXPIRED
+        if status == 403 and code in QUOTA_CODES:
+            # HttpClient calls a 403 refused credentials; the monthly quota is not that, so the
+            # answer goes on as a plain 4xx to call_new, which says what it is
+            response.status_code = 400
+        return None
 
     # ------------------------------------------------------------------ calls
 
@@ -280,50 +287,37 @@ class DingTalkApi:
         """One v1.0 API call: (HTTP status, JSON body). A 4xx is an :class:`ApiCodeError`
         unless ``per_record`` (then the caller reads it as one record's result)."""
         try:
-            for attempt in (1, 2):
-                generation = self.token.generation
-                response = self.new.request(
-                    method,
-                    self.settings.api_url + path,
-                    params=params,
-                    json=json,
-                    context=context,
-                    raise_for_status=False,
-                    idempotent=idempotent,
+            # a refused token is refreshed once inside request() (classify: TOKEN_EXPIRED)
+            response = self.new.request(
+                method,
+                self.settings.api_url + path,
+                params=params,
+                json=json,
+                context=context,
+                raise_for_status=False,
+                idempotent=idempotent,
+            )
+            body = json_body(response, context)
+            if not isinstance(body, dict):
+                raise BadResponseError(
+                    f"{method} {path} answered {type(body).__name__}, not a JSON object"
                 )
-                body = json_body(response, context)
-                if not isinstance(body, dict):
-                    raise BadResponseError(
-                        f"{method} {path} answered {type(body).__name__}, not a JSON object"
-                    )
-                code = str(body.get("code") or "")
-                status = response.status_code
-                if status >= 400 and code in NEW_TOKEN_INVALID:
-                    if attempt == 1:
-                        log.info(
-                            "%s: DingTalk says the token is invalid; refreshing once", self.name
-                        )
-                        self.token.refresh(generation)
-                        continue
-                    raise AuthError(
-                        f"DingTalk refused a freshly issued access token ({code}) on {path}",
-                        status=status,
-                    )
-                if status >= 400 and (not per_record or code in QUOTA_CODES):
-                    message = str(body.get("message") or "")[:200]
-                    hint = ""
-                    if code == "daily.call.limit":
-                        hint = "; the CRM API's daily call quota is used up: run again tomorrow"
-                    elif code in QUOTA_CODES:
-                        hint = "; the org's monthly API quota is used up (标准版: 5000 calls/month)"
-                    raise ApiCodeError(
-                        f"{method} {path} answered HTTP {status} {code or '(no code)'}: "
-                        f"{message}{hint}",
-                        code=code,
-                        status=status,
-                    )
-                return status, body
-            raise AssertionError("unreachable")
+            code = str(body.get("code") or "")
+            status = response.status_code
+            if status >= 400 and (not per_record or code in QUOTA_CODES):
+                message = str(body.get("message") or "")[:200]
+                hint = ""
+                if code == "daily.call.limit":
+                    hint = "; the CRM API's daily call quota is used up: run again tomorrow"
+                elif code in QUOTA_CODES:
+                    hint = "; the org's monthly API quota is used up (标准版: 5000 calls/month)"
+                raise ApiCodeError(
+                    f"{method} {path} answered HTTP {status} {code or '(no code)'}: "
+                    f"{message}{hint}",
+                    code=code,
+                    status=status,
+                )
+            return status, body
         except ConnectorError as err:
             raise err.located(
                 connection=self.name, module=context.get("module"), page=context.get("page")
@@ -343,54 +337,34 @@ class DingTalkApi:
         """One old-API call (always POST with a JSON body): the answer when ``errcode`` is 0,
         else an :class:`ApiCodeError` with the errcode (HTTP 200 carries errors here)."""
         try:
-            for attempt in (1, 2):
-                generation = self.token.generation
-                response = self.old.request(
-                    "POST",
-                    self.settings.oapi_url + path,
-                    json=dict(body),
-                    context=context,
-                    idempotent=idempotent,
+            # a refused token is refreshed once inside request() (classify: TOKEN_EXPIRED)
+            response = self.old.request(
+                "POST",
+                self.settings.oapi_url + path,
+                json=dict(body),
+                context=context,
+                idempotent=idempotent,
+            )
+            answer = json_body(response, context)
+            if not isinstance(answer, dict) or "errcode" not in answer:
+                raise BadResponseError(
+                    f"POST {path} answered HTTP {response.status_code} without an errcode"
                 )
-                answer = json_body(response, context)
-                if not isinstance(answer, dict) or "errcode" not in answer:
-                    raise BadResponseError(
-                        f"POST {path} answered HTTP {response.status_code} without an errcode"
-                    )
-                errcode = answer.get("errcode")
-                if errcode == 0:
-                    return answer
-                sub = str(answer.get("sub_code") or "")
-                if str(errcode) in OLD_TOKEN_INVALID or (
-                    errcode == 88 and sub in OLD_TOKEN_INVALID
-                ):
-                    if attempt == 1:
-                        log.info(
-                            "%s: DingTalk says the token is invalid; refreshing once", self.name
-                        )
-                        self.token.refresh(generation)
-                        continue
-                    raise AuthError(
-                        f"DingTalk refused a freshly issued access token (errcode {errcode}"
-                        f"{', sub_code ' + sub if sub else ''}) on {path}"
-                    )
-                message = str(answer.get("sub_msg") or answer.get("errmsg") or "")[:200]
-                hint = (
-                    "; the org's monthly API quota is used up (标准版: 5000 calls/month)"
-                    if str(errcode) in QUOTA_CODES
-                    else ""
-                )
-                if errcode == 88 and not sub:
-                    hint = (
-                        "; DingTalk's auth check failed (errcode 88): is the app granted "
-                        "qyapi_crm_maindata_read/write?"
-                    )
-                raise ApiCodeError(
-                    f"POST {path} answered errcode {errcode}{f'/{sub}' if sub else ''}: "
-                    f"{message}{hint}",
-                    code=str(errcode),
-                )
-            raise AssertionError("unreachable")
+            errcode = answer.get("errcode")
+            if errcode == 0:
+                return answer
+            sub = str(answer.get("sub_code") or "")
+            message = str(answer.get("sub_msg") or answer.get("errmsg") or "")[:200]
+            hint = ""
+            if str(errcode) in QUOTA_CODES:
+                hint = "; the org's monthly API quota is used up (标准版: 5000 calls/month)"
+            elif errcode == 88:
+                hint = "; DingTalk's auth check failed: is the app granted qyapi_crm_maindata_*?"
+            raise ApiCodeError(
+                f"POST {path} answered errcode {errcode}{f'/{sub}' if sub else ''}: "
+                f"{message}{hint}",
+                code=str(errcode),
+            )
         except ConnectorError as err:
             raise err.located(
                 connection=self.name, module=context.get("module"), page=context.get("page")
