@@ -249,6 +249,14 @@ def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
     ids = person(crm)
     ok(run(cfg, "pull"))
     ok(run(cfg, "snapshot", "create"))
+    other = crm.ids("Leads")[0]  # an old duplicate plan quoted the person in another's detail
+    with sqlite3.connect(tmp_path / "mirror.db") as db:
+        db.execute(
+            "INSERT INTO plan_items (plan_id, policy, connection, module, record_id,"
+            " planned_hash, before_status, detail) VALUES ('old', 'dups', 'sandbox', 'Leads',"
+            " ?, 'x', 'active', ?)",
+            (other, json.dumps({"cluster": EMAIL.upper(), "survivor": ids["lead"]})),
+        )
     plan = json.loads(ok(run(cfg, "erase", "--email", EMAIL, "--basis", "PIPL-47-1-3",
                              "--operator", "alice", "--json")).stdout)  # fmt: skip
     assert {p["part"] for p in plan["parts"]} == {"erase:sandbox/Leads", "erase:sandbox/Contacts"}
@@ -283,3 +291,7 @@ def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
             "SELECT record_id, state FROM plan_items WHERE plan_id = ?", (plan["id"],)
         ).fetchall())  # fmt: skip
     assert states == {ids["lead"]: "done", ids["old"]: "done", ids["contact"]: "restricted"}
+    with sqlite3.connect(tmp_path / "mirror.db") as db:
+        assert db.execute("SELECT detail FROM plan_items WHERE plan_id = 'old'").fetchone() == (
+            None,
+        )

@@ -81,6 +81,7 @@ def _plan(
         limit_for,
         make_erasure_plan,
         plan_view,
+        quoted_details,
     )
     from crmsync.compliance.erasure_config import erasure_of
     from crmsync.compliance.erasure_match import parse_subject
@@ -111,7 +112,7 @@ def _plan(
         check_found(found, limit)
         plan = make_erasure_plan(
             config, store, found, subject=subject, basis=basis, reason=reason, operator=who,
-            limit=limit,
+            limit=limit, details=quoted_details(store, subject, found),
         )  # fmt: skip
         view = plan_view(store, plan)
     if as_json:

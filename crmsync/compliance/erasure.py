@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from crmsync.compliance.erasure_store import (
     db_of,
     find_in_mirror,
     find_legacy,
+    find_plan_details,
     legacy_copies,
     mirror_rows,
 )
@@ -201,6 +202,13 @@ def held_snapshot_ids(store: Store, now: datetime) -> list[str]:
     return sorted(held_snapshots(store, now))
 
 
+def quoted_details(store: Store, subject: Subject, found: Sequence[Found]) -> list:
+    """Plan items of other records whose detail quotes the person (an old duplicate cluster's
+    key whose record changed since): cleared on apply too."""
+    skip = {rec.ref for rec in found}
+    return find_plan_details(store, Matcher(subject), skip)
+
+
 def _line_matches(matcher: Matcher, line: bytes) -> bool:
     return matcher.candidate(line) and bool(matcher.fields(orjson.loads(line)))
 
@@ -227,12 +235,6 @@ def check_found(found: Sequence[Found], limit: int) -> None:
         )
 
 
-@dataclass
-class ErasurePlan:
-    plan: PlanInfo
-    found: list[Found] = field(default_factory=list)
-
-
 def make_erasure_plan(
     config: Config,
     store: Store,
@@ -243,9 +245,12 @@ def make_erasure_plan(
     reason: str | None,
     operator: str,
     limit: int,
+    details: Sequence[tuple[str, str, str]] = (),
     now: datetime | None = None,
 ) -> PlanInfo:
-    """Store the plan (module docstring). The guards must have passed (:func:`check_found`)."""
+    """Store the plan (module docstring). The guards must have passed (:func:`check_found`).
+    ``details``: other plans' items whose detail quotes the person (:func:`quoted_details`),
+    kept by reference (plan, part, record id) and cleared on apply."""
     now = now or datetime.now(UTC)
     plan_id = new_plan_id(now)
     store.create_plan(
@@ -257,9 +262,11 @@ def make_erasure_plan(
     for rec in found:
         action = "restrict" if rec.block is not None else "erase"
         parts.setdefault((action, rec.connection, rec.module), []).append(rec)
-    params = {"basis": basis, "request": subject.counts()}
+    params: dict[str, Any] = {"basis": basis, "request": subject.counts()}
     if reason:
         params["reason"] = reason
+    if details:
+        params["plan_details"] = [list(d) for d in details]
     db = db_of(store)
     policies = []
     with store.transaction():

@@ -384,5 +384,6 @@ def _erase_copies(
             )
         result.erased += len(items)
 
-    result.local = erase_local(store, refs, plan.id, proofs)
+    details = sorted({tuple(d) for p in plan.policies for d in p.params.get("plan_details", [])})
+    result.local = erase_local(store, refs, plan.id, proofs, details)
 

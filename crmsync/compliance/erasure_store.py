@@ -109,6 +109,29 @@ def find_legacy(store: Store, matcher: Matcher, connections: Sequence[str]) -> s
     return found
 
 
+def find_plan_details(
+    store: Store, matcher: Matcher, skip: set[RecordRef]
+) -> list[tuple[str, str, str]]:
+    """(plan id, part, record id) of plan items of *other* records whose detail quotes one of
+    the person's keys (a duplicate cluster's key, a value computed from theirs)."""
+    if not matcher.searches_content:
+        return []
+    db = db_of(store)
+    db.create_function(FUNCTION, 1, matcher.candidate, deterministic=True)
+    out = []
+    for plan_id, policy, conn, module, rid, detail in db.execute(
+        "SELECT plan_id, policy, connection, module, record_id, detail FROM plan_items"
+        f" WHERE detail IS NOT NULL AND {FUNCTION}(CAST(detail AS BLOB))"
+    ).fetchall():
+        if (conn, module, rid) not in skip and _quotes(matcher, json.loads(detail)):
+            out.append((plan_id, policy, rid))
+    return out
+
+
+def _quotes(matcher: Matcher, detail: Any) -> bool:
+    return bool(matcher.fields({"detail": detail}))
+
+
 def legacy_copies(store: Store, refs: Sequence[RecordRef]) -> dict[RecordRef, int]:
     """Legacy copies (``snapshot_objects``) kept of each record."""
     db = db_of(store)
@@ -134,6 +157,7 @@ def erase_local(
     refs: Sequence[RecordRef],
     keep_plan: str,
     finish: Callable[[Any], None] | None = None,
+    details: Sequence[Sequence[str]] = (),
 ) -> dict[str, int]:
     """Remove every local trace of ``refs`` (module docstring), the details of the erasure
     plan ``keep_plan`` excepted (they hold no values); ``finish(tx)`` runs inside the same
@@ -175,6 +199,12 @@ def erase_local(
                     "UPDATE audit_log SET record_id = NULL WHERE record_ref = ?"
                     " AND record_id = ? AND connection = ?",
                     (record_ref(rid), rid, conn),
+                ).rowcount
+            for plan_id, policy, rid in details:  # other records' details quoting the person
+                counts["plan_details"] += db.execute(
+                    "UPDATE plan_items SET detail = NULL WHERE plan_id = ? AND policy = ?"
+                    " AND record_id = ?",
+                    (plan_id, policy, rid),
                 ).rowcount
             SearchStoreMixin.index_pending(db)  # the deleted rows leave the search index
             if finish is not None:
