@@ -50,6 +50,8 @@ class FxiaokeHarness:
     """One object of the fake, every record normal; ``archive`` False: the void-only, native
     lifecycle (the suite then writes void and restores with recover)."""
 
+    empty_module = "ContactObj"  # configured, no records on the fake
+
     def __init__(self, fx: FakeFxiaoke, module: str = "AccountObj", archive: bool = True) -> None:
         self.fx = fx
         self.module = module
@@ -62,7 +64,7 @@ class FxiaokeHarness:
         return [self.fx.app_secret, self.fx.permanent_code, WRONG_SECRET, *self.fx.issued]
 
     def settings(self) -> Mapping[str, Any]:
-        settings = fx_settings(self.fx, objects=[self.module])
+        settings = fx_settings(self.fx, objects=[self.module, self.empty_module])
         if not self.archive:
             del settings["archive"]
         return settings
@@ -105,3 +107,7 @@ class FxiaokeHarness:
 
     def malformed_next(self, count: int) -> None:
         self.fx.malformed_next(count, path="/cgi/crm/")
+
+    def incomplete_next(self, count: int) -> None:
+        body = b'{"errorCode": 0, "errorMessage": "OK", "data": {"offset": 0, "total": 0}}'
+        self.fx.malformed_next(count, body=body, path="/cgi/crm/")
