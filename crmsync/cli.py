@@ -27,6 +27,7 @@ class CrmsyncGroup(click.Group):
     commands pull in numpy and zstandard, which every other command would pay for at start."""
 
     LAZY_COMMANDS = {
+        "compliance": ("crmsync.compliance.report.cli", "compliance_group"),
         "erase": ("crmsync.compliance.erase_cli", "erase_command"),
         "new-connector": ("crmsync.scaffold.cli", "new_connector_command"),
         "hold": ("crmsync.compliance.cli", "hold_group"),
