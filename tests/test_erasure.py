@@ -291,6 +291,8 @@ def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
             "SELECT record_id, state FROM plan_items WHERE plan_id = ?", (plan["id"],)
         ).fetchall())  # fmt: skip
     assert states == {ids["lead"]: "done", ids["old"]: "done", ids["contact"]: "restricted"}
+    assert plan["id"] in ok(run(cfg, "plans")).stdout  # an erasure plan lists and shows
+    assert "erase:sandbox/Leads" in ok(run(cfg, "plans", "show", plan["id"])).stdout
     with sqlite3.connect(tmp_path / "mirror.db") as db:
         assert db.execute("SELECT detail FROM plan_items WHERE plan_id = 'old'").fetchone() == (
             None,
