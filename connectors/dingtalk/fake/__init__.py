@@ -65,6 +65,13 @@ Two hosts, as DingTalk has (reference: /work/shared/reference/cn-crm-apis.md, se
       ``{errcode: 0, result: {instance_id}}``; unknown -> errcode 60121.
     - anything else -> errcode 404 "请求的URI地址不存在".
 
+Where DingTalk's documentation is silent the fake assumes (as the connector does): the v1.0
+token works on the old host; batch updates change only the keys sent; contacts/followRecords
+batches and batchRemove take 10 like relationDatas/batch; BETWEEN includes both ends;
+``hasMore`` is false on the last page with records (no trailing empty page); ``nextToken`` is an
+offset; an unknown record is ``data.not.exists`` (the code of the single-update API's table); a
+v1.0 unknown path is 404 ``InvalidAction.NotFound``; times are China time.
+
 Control (Python): ``advance(seconds)``, ``expire_tokens()``, ``mint_token()``,
 ``fail_next(status, count, host="any"|"api"|"oapi"|"token", body=None, retry_after=None)``,
 ``throttle_next(count, host, code=None)``, ``malformed_next(count, host)``,
