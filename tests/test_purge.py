@@ -338,3 +338,37 @@ def test_run_plans_a_purge_policy_and_waits_for_approval(tmp_path, lc_sandbox, m
     (plan,) = json.loads(run(path, "plans", "--json").stdout)
     assert plan["policies"][0]["records"] == len(SEEDED_VOIDED)
     assert alive(lc_sandbox, SEEDED_VOIDED) == set(SEEDED_VOIDED)
+
+
+def test_an_interrupted_purge_finishes_when_applied_again_without_deleting_twice(
+    pg, lc_sandbox, monkeypatch
+):
+    from crmsync.errors import ConnectorError
+    from crmsync_connectors.rest.connector import RestSession
+
+    data = purge_json(pg)
+    assert run(pg, "approve", data["plan"], "--operator", "carol").exit_code == 0
+    real = RestSession.delete
+
+    def answer_lost(self, module, ids):
+        real(self, module, ids)  # the CRM deletes them; the answer never arrives
+        raise ConnectorError("connection reset", connection="sandbox", module=module)
+
+    monkeypatch.setattr(RestSession, "delete", answer_lost)
+    assert run(pg, "apply", data["plan"]).exit_code == 1
+    remaining = alive(lc_sandbox, LOST + SEEDED_VOIDED)
+    assert 0 < len(remaining) < len(LOST + SEEDED_VOIDED)  # the first batch went
+    monkeypatch.setattr(RestSession, "delete", real)
+    lc_sandbox.reset_stats()
+    again = run(pg, "apply", data["plan"], "--json")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["status"] == "applied"
+    assert alive(lc_sandbox, LOST + SEEDED_VOIDED) == set()
+    written = lc_sandbox.stats()["writes"]  # only the rest, once each: nothing sent twice
+    assert {key.split("/", 1)[1] for key in written} == remaining
+    assert set(written.values()) == {1}
+    with open_store(pg.parent / "mirror.db") as store:
+        entries = store.find_audit(AuditQuery(action="purge", plan_id=data["plan"]))
+        assert sorted(e.record_id for e in entries) == sorted(LOST + SEEDED_VOIDED)
+        assert {e.outcome for e in entries} == {"ok"}
+        assert store.get_record("sandbox", "Leads", LOST[0]).status == "purged"

@@ -149,7 +149,8 @@ def apply_part(
     with store.transaction() as tx:  # 2. deleting again is harmless
         for item in store.plan_items(plan.id, policy.policy, states=(SENDING,)):
             tx.set_item_state(item, PENDING)
-    _drift(store, plan, policy, audit, result)  # 3
+    basis = policy.params.get("basis") or _rule_basis(config, policy)
+    _drift(store, plan, policy, audit, result, basis, now)  # 3
     _recheck(config, store, plan, policy, audit, result, now)  # 4
     snapshot_id = copies.take(  # 5
         plan.id, policy.policy, policy.connection, policy.module, run_id, operator
@@ -162,12 +163,27 @@ def apply_part(
 
 
 def _drift(
-    store: Store, plan: PlanInfo, policy: PlanPolicy, audit: _Audit, result: ApplyResult
+    store: Store,
+    plan: PlanInfo,
+    policy: PlanPolicy,
+    audit: _Audit,
+    result: ApplyResult,
+    basis: str,
+    now: datetime,
 ) -> None:
+    """Step 3. A record gone from the CRM that already has its snapshot copy was being
+    deleted when an apply stopped: it counts as purged; otherwise drift skips as in apply."""
     last = ""
     while drifted := store.drifted_plan_items(plan.id, policy.policy, after=last):
         with store.transaction() as tx:
             for item, gone in drifted:
+                if gone and item.snapshot_id:  # in flight when an apply stopped: it is done
+                    _mark_purged(tx, item, now)
+                    tx.set_item_state(item, DONE)
+                    detail = {"basis": basis, "already_gone": True, "recovered": True}
+                    tx.append_audit([audit.entry(item, PURGE, "purged", "ok", detail)])
+                    result.add(policy.policy, DONE)
+                    continue
                 state, why = (GONE, "skipped:gone") if gone else (DRIFT, "skipped:drift")
                 tx.set_item_state(item, state, error=why)
                 tx.append_audit([audit.entry(item, PURGE, item.before_status, why)])
@@ -297,12 +313,7 @@ def _delete(
                 )
                 code = _code(answer.error) if not answer.ok else None
                 if answer.ok or code == "NOT_FOUND":  # gone either way
-                    tx._conn().execute(  # type: ignore[attr-defined]
-                        "UPDATE mirror SET status = 'purged', crm_deleted_at = ?,"
-                        " restricted_at = NULL, restricted_reason = NULL"
-                        " WHERE connection = ? AND module = ? AND record_id = ?",
-                        (_stamp(now), item.connection, item.module, item.record_id),
-                    )
+                    _mark_purged(tx, item, now)
                     tx.set_item_state(item, DONE)
                     detail = {"basis": basis, **({"already_gone": True} if code else {})}
                     entries.append(audit.entry(item, PURGE, "purged", "ok", detail))
@@ -314,6 +325,15 @@ def _delete(
             tx.append_audit(entries)
         if on_batch:
             on_batch(policy.policy, len(batch))
+
+
+def _mark_purged(tx: Any, item: PlanItem, now: datetime) -> None:
+    tx._conn().execute(
+        "UPDATE mirror SET status = 'purged', crm_deleted_at = coalesce(crm_deleted_at, ?),"
+        " restricted_at = NULL, restricted_reason = NULL"
+        " WHERE connection = ? AND module = ? AND record_id = ?",
+        (_stamp(now), item.connection, item.module, item.record_id),
+    )
 
 
 def _rule_basis(config: Config, policy: PlanPolicy) -> str:
