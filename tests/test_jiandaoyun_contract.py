@@ -32,10 +32,11 @@ def jdy_settings(jdy: FakeJiandaoyun, **extra: Any) -> dict[str, Any]:
         "status": {"field": "状态", "values": STATUS_VALUES},
     }
     module.update(extra.pop("module", {}))
+    empty = {**module, "entry_id": jdy.empty_entry_id}
     return {
         "api_key": secret(jdy.api_key),
         "base_url": jdy.url,
-        "modules": {"customers": module},
+        "modules": {"customers": module, "prospects": empty},
         "backoff_base": 0.5,
         **extra,
     }
@@ -43,6 +44,7 @@ def jdy_settings(jdy: FakeJiandaoyun, **extra: Any) -> dict[str, Any]:
 
 class JiandaoyunHarness:
     module = "customers"
+    empty_module = "prospects"
 
     def __init__(self, jdy: FakeJiandaoyun, clock: FakeClock) -> None:
         self.jdy = jdy
@@ -72,6 +74,9 @@ class JiandaoyunHarness:
 
     def malformed_next(self, count: int) -> None:
         self.jdy.fail_next(200, count, body=b'{"data": [{"_id": "5e0')
+
+    def incomplete_next(self, count: int) -> None:
+        self.jdy.fail_next(200, count, body=b'{"status": "success"}', endpoint="data/list")
 
     def reject_writes(self, ids: list[str]) -> None:
         self.jdy.reject_writes(ids)

@@ -10,10 +10,11 @@
 
 ``FakeJiandaoyun(records=250, seed_value=7, *, api_key=..., clock=None,
 clock_start=2026-01-01T00:00:00Z, enforce_rate_limits=True, verbose=False)``: one app
-(``app_id``) with one form (``entry_id``, 客户) of seven widgets — ``customer_name`` (an alias
-of ``_widget_1600000000001``, 客户名称), 联系电话, 客户等级 (combo A/B/C/流失), 邮箱, 状态
-(radiogroup 正常/已归档/已作废, ``_widget_1600000000005``), 金额, 备注 — and ``records`` seed
-records (updateTime in the three years before ``clock_start``). ``url`` is the API root
+(``app_id``) with a form (``entry_id``, 客户) of seven widgets — ``customer_name`` (an alias of
+``_widget_1600000000001``, 客户名称), 联系电话, 客户等级 (combo A/B/C/流失), 邮箱, 状态
+(radiogroup 正常/已归档/已作废, ``_widget_1600000000005``), 金额, 备注 — holding ``records`` seed
+records (updateTime in the three years before ``clock_start``), and a second form
+(``empty_entry_id``) with the same widgets and no records. ``url`` is the API root
 (``http://127.0.0.1:PORT/api``) after ``start()``.
 
 Follows (hc.jiandaoyun.com/open/11261, 10993, 14220-14527; the reference's section C):

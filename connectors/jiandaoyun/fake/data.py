@@ -8,6 +8,7 @@ from typing import Any
 
 APP_ID = "5f3a0c1e2b4d6f0001a00001"
 ENTRY_ID = "5f3a0c1e2b4d6f0001b00001"
+EMPTY_ENTRY_ID = "5f3a0c1e2b4d6f0001b00002"  # a second form of the app, with no records
 CLOCK_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 STATUS_OPTIONS = ("正常", "已归档", "已作废")

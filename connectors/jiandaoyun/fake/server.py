@@ -117,6 +117,7 @@ class FakeJiandaoyun:
         self.api_key = api_key
         self.app_id = seed.APP_ID
         self.entry_id = seed.ENTRY_ID
+        self.empty_entry_id = seed.EMPTY_ENTRY_ID
         self.widgets = copy.deepcopy(seed.WIDGETS)
         self.widget_names = {w["name"] for w in self.widgets}
         self._clock = clock or time.monotonic
@@ -387,6 +388,9 @@ class FakeJiandaoyun:
             raise _Reject(INVALID)
         if body.get("app_id") != self.app_id:
             raise _Reject(APP_NOT_FOUND if body.get("app_id") else INVALID)
+        if body.get("entry_id") == self.empty_entry_id:
+            with self._lock:
+                return 200, self._empty_form(endpoint, body), {}
         if body.get("entry_id") != self.entry_id:
             raise _Reject(FORM_NOT_FOUND if body.get("entry_id") else INVALID)
         route = {
@@ -433,6 +437,18 @@ class FakeJiandaoyun:
                 self._windows[key].append(now)
 
     # ------------------------------------------------------------------ endpoints
+
+    def _empty_form(self, endpoint: str, body: dict) -> dict:
+        """The app's second form: the same widgets, no records."""
+        if endpoint == "widget/list":
+            return {**self._widgets(body), "dataModifyTime": seed.jdy_time(self._start)}
+        if endpoint == "data/list":
+            self._filter(body.get("filter"))  # the same validation
+            return {"data": []}
+        if endpoint in ("data/batch_update", "data/batch_delete"):
+            self._ids_param(body)
+            return {"status": "success", "success_count": 0}
+        raise _Reject(DATA_NOT_FOUND)
 
     def _widgets(self, body: dict) -> dict:
         newest = max((r.get("updateTime", "") for r in self._records.values()), default="")
