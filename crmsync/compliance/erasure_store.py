@@ -2,7 +2,10 @@
 
 Finding: one pass over the mirror with :meth:`Matcher.candidate` registered as an SQL function
 over each row's stored JSON bytes (no row is parsed unless it may match), the same over the
-legacy copies (``snapshot_objects``, store versions < 5).
+legacy copies (``snapshot_objects``, store versions < 5). The search index is no pre-filter
+here: it leaves owner fields and date-like values out (crmsync.search.text) and does not fold
+full-width forms, so it cannot prove that a record does *not* hold an address; the scan
+costs ~6 s per million records (benches/erase.py).
 
 Removing, in one write transaction with ``PRAGMA secure_delete`` on (SQLite overwrites deleted
 content with zeros instead of leaving it in free pages): the mirror rows (not marked: deleted;
