@@ -169,7 +169,8 @@ def find(
 
         if matcher.searches_content:
             for ref in scan(repo, lambda line: _line_matches(matcher, line), connections):
-                found.setdefault(ref, Found(*ref))
+                if ref[0] in connections:  # a pack shared with another connection's snapshots
+                    found.setdefault(ref, Found(*ref))
         targets: dict[str, set[tuple[str, str]]] = {}
         for conn, module, rid in found:
             targets.setdefault(conn, set()).add((module, rid))
