@@ -297,3 +297,21 @@ def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
         assert db.execute("SELECT detail FROM plan_items WHERE plan_id = 'old'").fetchone() == (
             None,
         )
+
+
+def test_a_statutory_minimum_turns_erasure_into_restriction(tmp_path, crm, monkeypatch):
+    cfg = config_for(tmp_path, crm, monkeypatch, encrypted=False)
+    cfg.write_text(
+        cfg.read_text() + '\n[[retention.rules]]\nconnection = "sandbox"\nmodule = "Contacts"\n'
+        'purge_voided_after = "180d"\nkeep_at_least = "10y"\nkeep_basis = "HGB-257"\n'
+    )
+    ids = person(crm)
+    ok(run(cfg, "pull"))
+    plan = json.loads(ok(run(cfg, "erase", "--phone", "13900004321", "--basis", "GDPR-17-1-a",
+                             "--no-pull", "--json")).stdout)  # fmt: skip
+    parts = {p["part"]: {r["record_id"]: r for r in p["records"]} for p in plan["parts"]}
+    assert set(parts["erase:sandbox/Leads"]) == {ids["lead"]}
+    blocked = parts["restrict:sandbox/Contacts"]
+    assert set(blocked) == {ids["contact"], ids["old"]}
+    assert {b["block"]["kind"] for b in blocked.values()} == {"statutory"}
+    assert {b["block"]["basis"] for b in blocked.values()} == {"HGB-257"}
