@@ -150,7 +150,9 @@ def apply_erasure(
     return result
 
 
-def _items(store: Store, plan: PlanInfo, policy: PlanPolicy, states: Sequence[str]) -> list:
+def _items(
+    store: Store, plan: PlanInfo, policy: PlanPolicy, states: Sequence[str]
+) -> list[PlanItem]:
     return list(store.iter_plan_items(plan.id, policy.policy, states=states))
 
 
@@ -218,10 +220,12 @@ def _restrict_items(
         and rec.status != "voided" and _in_crm(store, i)
     ]  # fmt: skip
     voided: dict[str, RecordResult] = {}
+    can_void = True
     if to_void:
         session = _session(config, registry, policy.connection)
         try:
-            if "void" in (_module_actions(session, policy.module) or ()):
+            can_void = "void" in (_module_actions(session, policy.module) or ())
+            if can_void:
                 size = session.limits().batch_size
                 for start in range(0, len(to_void), size):
                     batch = to_void[start : start + size]
@@ -242,6 +246,8 @@ def _restrict_items(
                 after = "voided"
             elif answer is not None:
                 detail["void"] = f"failed:{_code(answer.error)}"
+            elif not can_void and item in to_void:
+                detail["void"] = "unsupported"  # the module has no void operation
             mark_restricted(tx, item, block, now)
             tx.set_item_state(item, final_state)
             entries.append(audit.entry(item, "restrict", after, "ok", detail))
@@ -250,11 +256,15 @@ def _restrict_items(
 
 
 def _in_crm(store: Store, item: PlanItem) -> bool:
-    row = db_of(store).execute(
-        "SELECT crm_deleted_at IS NULL FROM mirror WHERE connection = ? AND module = ?"
-        " AND record_id = ?",
-        (item.connection, item.module, item.record_id),
-    ).fetchone()
+    row = (
+        db_of(store)
+        .execute(
+            "SELECT crm_deleted_at IS NULL FROM mirror WHERE connection = ? AND module = ?"
+            " AND record_id = ?",
+            (item.connection, item.module, item.record_id),
+        )
+        .fetchone()
+    )
     return bool(row and row[0])
 
 
@@ -379,11 +389,8 @@ def _erase_copies(
             tx.set_item_state(item, DONE)
         sealed = tx.append_audit(entries)
         for record in sealed:  # the proof keeps the ref, not the id
-            tx._conn().execute(
-                "UPDATE audit_log SET record_id = NULL WHERE seq = ?", (record.seq,)
-            )
+            tx._conn().execute("UPDATE audit_log SET record_id = NULL WHERE seq = ?", (record.seq,))
         result.erased += len(items)
 
     details = sorted({tuple(d) for p in plan.policies for d in p.params.get("plan_details", [])})
     result.local = erase_local(store, refs, plan.id, proofs, details)
-
