@@ -150,6 +150,11 @@ def test_report_counts_what_holds_purge_and_erasure_did_and_leaks_no_personal_da
     assert (snaps["held"], snaps["overdue"]) == (1, snaps["total"] - 1)
     assert {s["id"]: s["state"] for s in snaps["listed"]}[first] == "held"
 
+    week = (datetime.now(UTC) + timedelta(days=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ended = {h["id"]: h for h in report(config, "--now", week)["holds"]["released"]}
+    assert ended[hold["id"]]["released_at"] is None  # expired, never released: listed as ended
+    assert "expired 20" in ok(run(config, "compliance", "report", "--now", week)).stdout
+
     # no format carries the person, nor the erased records' ids; the HTML escapes the reason
     page = tmp_path / "compliance.html"
     ok(run(config, "compliance", "report", "--html", str(page)))

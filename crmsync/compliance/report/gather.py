@@ -69,16 +69,22 @@ def build_compliance_report(config: Any, store: Store, options: ReportOptions) -
     covered = _modules(report, store, retention, active, now)
     report.active_holds = [_hold_row(h, covered.get(h.id)) for h in active]
     report.released_holds = [
-        _hold_row(h, None)
-        for h in every
-        if h.released_at is not None
-        and holds.stamp(since) <= h.released_at < holds.stamp(until)
-        and _in_scope(h, options.connection)
+        _hold_row(h, None) for h in every if _ended(h, since, until, options.connection)
     ]
     _activity(report, store)
     report.snapshots = _snapshots(config, store, retention, options.connection, now, options.limit)
     report.findings = findings(report)
     return report
+
+
+def _ended(hold: holds.Hold, since: datetime, until: datetime, connection: str | None) -> bool:
+    """Released in [since, until), or expired then without being released."""
+    end = min((t for t in (hold.released_at, hold.expires_at) if t), default=None)
+    return (
+        end is not None
+        and holds.stamp(since) <= end < holds.stamp(until)
+        and _in_scope(hold, connection)
+    )
 
 
 def _in_scope(hold: holds.Hold, connection: str | None) -> bool:

@@ -124,14 +124,12 @@ def _holds(report: ComplianceReport) -> str:
         "no active legal holds",
     )  # fmt: skip
     released = _table(
-        ("id", "scope", "reason", "by", "since", "released", "released by", "why"),
-        [
-            [*_hold(h), (h.released_at or "")[:19], h.released_by, h.release_reason]
-            for h in report.released_holds
-        ],
-        "none released in the period",
+        ("id", "scope", "reason", "by", "since", "ended", "released by", "why"),
+        [[*_hold(h), h.ended(), h.released_by, h.release_reason] for h in report.released_holds],
+        "none released or expired in the period",
     )
-    return _section("Legal holds", "法律保全", f"{active}<h3>Released in the period</h3>{released}")
+    ended = f"<h3>Released or expired in the period</h3>{released}"
+    return _section("Legal holds", "法律保全", f"{active}{ended}")
 
 
 def _retention(report: ComplianceReport) -> str:

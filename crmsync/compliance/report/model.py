@@ -78,6 +78,12 @@ class HoldRow:
     released_by: str | None = None
     release_reason: str | None = None
 
+    def ended(self) -> str:
+        """When and how it ended: its release time, or "expired <time>"."""
+        if self.released_at and not (self.expires_at and self.expires_at < self.released_at):
+            return self.released_at[:19]
+        return f"expired {(self.expires_at or '')[:19]}"
+
 
 @dataclass
 class RetentionRow:

@@ -35,10 +35,10 @@ def print_report(report: ComplianceReport) -> None:
     )
     if report.released_holds:
         print_table(
-            f"holds released in the period ({len(report.released_holds)})",
-            ("id", "scope", "reason", "by", "since", "released", "released by", "why"),
+            f"holds released or expired in the period ({len(report.released_holds)})",
+            ("id", "scope", "reason", "by", "since", "ended", "released by", "why"),
             [
-                (*_hold(h)[:5], (h.released_at or "")[:19], h.released_by, h.release_reason)
+                (*_hold(h)[:5], h.ended(), h.released_by, h.release_reason)
                 for h in report.released_holds
             ],
         )
