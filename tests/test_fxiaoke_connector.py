@@ -470,3 +470,17 @@ def test_no_secret_or_token_reaches_the_logs(fx: FakeFxiaoke, caplog: Any) -> No
     assert caplog.records  # retries and the token renewal were logged
     for secret in (fx.app_secret, fx.permanent_code, WRONG_SECRET, *fx.issued):
         assert secret not in caplog.text
+
+
+def test_the_commented_example_connection_is_valid() -> None:
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text()
+    start = text.index("# [connections.fxiaoke]")
+    block = text[start : text.index("\n\n", start)]
+    lines = [line[2:] for line in block.splitlines() if not line.startswith("# #")]
+    table = tomllib.loads("\n".join(lines))["connections"]["fxiaoke"]
+    assert table.pop("connector") == "fxiaoke"
+    assert not list(Draft202012Validator(SETTINGS_SCHEMA).iter_errors(table))
+    assert "archive" in table and table["app_secret"].startswith("keyring:")
