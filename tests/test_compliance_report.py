@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -172,9 +173,15 @@ def test_report_counts_what_holds_purge_and_erasure_did_and_leaks_no_personal_da
     assert HOSTILE in text and "purge-due" not in text
 
 
-def test_an_empty_store_reports_nothing_to_do(tmp_path, lc_sandbox, monkeypatch):
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """A config whose CRM is never called (the report reads the store only)."""
     monkeypatch.setenv("LC_TOKEN", TOKEN)
-    config = write_config(tmp_path, lc_sandbox.api_url, policies=[])
+    return write_config(tmp_path, "http://127.0.0.1:9/api/v1/", policies=[])
+
+
+def test_an_empty_store_reports_nothing_to_do(offline, tmp_path):
+    config = offline
     doc = report(config)
     assert set(doc) >= TOP_KEYS and doc["findings"] == [] and doc["retention"] == []
     assert doc["holds"] == {"active": [], "released": []}
@@ -203,10 +210,8 @@ def test_an_empty_store_reports_nothing_to_do(tmp_path, lc_sandbox, monkeypatch)
         (["--limit", "0"], "--limit"),
     ],
 )
-def test_bad_arguments_exit_2_naming_them(tmp_path, lc_sandbox, monkeypatch, args, phrase):
-    monkeypatch.setenv("LC_TOKEN", TOKEN)
-    config = write_config(tmp_path, lc_sandbox.api_url, policies=[])
-    result = run(config, "compliance", "report", *args)
+def test_bad_arguments_exit_2_naming_them(offline, args, phrase):
+    result = run(offline, "compliance", "report", *args)
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert phrase in result.stderr and "Traceback" not in result.stderr
 
@@ -222,6 +227,19 @@ def test_the_period_selects_the_audited_activity(scene):
     assert inside["period"]["until"] == f"{today + timedelta(days=1)}T00:00:00Z"
     before = report(config, "--until", str(today - timedelta(days=1)))
     assert before["activity"]["entries"] == [] and before["holds"]["released"] == []
+    assert report(config, "--connection", "sandbox")["activity"]["plans"] == 1
+
+
+def test_a_broken_audit_chain_is_a_finding_in_the_header(offline):
+    for tag in ("a", "b"):
+        ok(run(offline, "hold", "add", "--tag", tag, "--reason", "r", "--operator", "legal"))
+    with sqlite3.connect(offline.parent / "mirror.db") as db:  # someone edits the log by hand
+        db.execute("DROP TRIGGER audit_log_no_update")
+        db.execute("UPDATE audit_log SET operator = 'mallory' WHERE seq = 1")
+    doc = report(offline)
+    assert doc["audit_chain"]["ok"] is False and codes(doc) == ["audit-chain-broken"]
+    result = run(offline, "compliance", "report", "--fail-on-findings")
+    assert result.exit_code == 4 and "audit chain: BROKEN: " in result.stdout
 
 
 def test_a_filter_hold_is_shown_by_the_fields_it_reads_never_its_values(scene):
