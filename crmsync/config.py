@@ -193,10 +193,11 @@ def parse_config(text: str, registry: PluginRegistry, path: Path | None = None) 
     config.policies = parse_policies(
         raw.get("policies", []), connections=set(config.connections), source=source
     )
-    if "retention" in raw:
-        from crmsync.compliance.retention import check_retention
+    if "retention" in raw or any(p.action.type == "purge" for p in config.policies):
+        from crmsync.compliance.retention import check_purge_policies, check_retention
 
-        check_retention(raw["retention"], list(config.connections), source)
+        retention = check_retention(raw.get("retention", {}), list(config.connections), source)
+        check_purge_policies(config.policies, retention, source)
     if "erasure" in raw:
         from crmsync.compliance.erasure_config import check_erasure
 

@@ -238,3 +238,17 @@ def test_hold_list_and_release_from_the_cli(lc_config):
     assert json.loads(run(lc_config, "hold", "list", "--json").stdout) == []
     (released,) = json.loads(run(lc_config, "hold", "list", "--all", "--json").stdout)
     assert released["release_reason"] == "closed"
+
+
+def test_a_purge_policy_without_a_retention_rule_is_a_config_error(registry, tmp_path):
+    policy = (
+        '[[policies]]\nname = "purge-old"\nconnection = "sales"\nmodule = "Leads"\n'
+        'action = "purge"\nfilter = { field = "@status", op = "eq", value = "voided" }\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        config_with(registry, tmp_path, policy)
+    assert err.value.path == "policies.purge-old.action"
+    assert "no [[retention.rules]]" in str(err.value)
+    rule = '[[retention.rules]]\nconnection = "sales"\npurge_voided_after = "90d"\n'
+    config = config_with(registry, tmp_path, policy + rule)
+    assert config.policies[0].require_approval is True

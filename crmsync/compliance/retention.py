@@ -191,6 +191,24 @@ def check_retention(
     )
 
 
+def check_purge_policies(
+    policies: Sequence[Any], retention: RetentionConfig, source: str | None = None
+) -> None:
+    """A purge policy purges only what retention allows: its module needs a rule with
+    ``purge_voided_after`` (ConfigError naming the policy otherwise)."""
+    for policy in policies:
+        if policy.action.type != "purge":
+            continue
+        rule = retention.rule_for(policy.connection, policy.module)
+        if rule is None or rule.purge_voided_after is None:
+            raise ConfigError(
+                f"purges {policy.connection}/{policy.module}, but no [[retention.rules]] gives"
+                " it purge_voided_after: purge only what retention allows",
+                path=f"policies.{policy.name}.action",
+                source=source,
+            )
+
+
 def retention_of(config: Any) -> RetentionConfig:
     """The ``[retention]`` table of a loaded :class:`~crmsync.config.Config`."""
     return check_retention(config.raw.get("retention", {}), list(config.connections))
