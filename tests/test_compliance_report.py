@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from crmsync.snapshots import crypto
+from crmsync.snapshots import format as fmt
 from tests.lifecycle_support import TOKEN, run, write_config
 from tests.test_purge import LOST, POLICIES, SEEDED_VOIDED, age
 
@@ -252,3 +253,13 @@ def test_a_filter_hold_is_shown_by_the_fields_it_reads_never_its_values(scene):
     assert held["scope"] == "filter on email in sandbox/Contacts" and held["records"] == 1
     assert EMAIL not in json.dumps(doc)
     assert EMAIL not in ok(run(config, "compliance", "report")).stdout
+
+
+def test_an_unreadable_snapshot_repository_is_a_finding_not_a_crash(offline):
+    offline.write_text(offline.read_text() + '\n[snapshots]\nrepository = "snaps"\n')
+    (offline.parent / "snaps").mkdir()
+    (offline.parent / "snaps" / fmt.CONFIG_NAME).write_bytes(b"not a repository config")
+    doc = report(offline)
+    assert doc["snapshots"]["available"] is False
+    assert codes(doc) == ["snapshots-unreadable"]
+    assert "could not be read" in doc["findings"][0]["message"]

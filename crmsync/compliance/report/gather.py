@@ -278,8 +278,12 @@ def _snapshots(
     except (CrmsyncError, OSError, ValueError) as exc:
         section.problem = f"the snapshot repository could not be read: {exc}"
         return section
+    try:
+        verdicts = _keep_verdicts(settings.keep, snaps)
+    except (TypeError, ValueError) as exc:
+        section.problem = f"[snapshots.keep] cannot be applied: {exc}"
+        return section
     section.available, section.total = True, len(snaps)
-    verdicts = _keep_verdicts(settings.keep, snaps)
     held = holds.held_snapshots(store, now)
     rows = []
     for s in sorted(snaps, key=lambda s: s.time):
@@ -383,6 +387,6 @@ def findings(report: ComplianceReport) -> list[Finding]:
             " crmsync snapshot forget --prune",
             snaps.overdue,
         ))  # fmt: skip
-    if snaps.problem and snaps.repository and "could not be read" in snaps.problem:
+    if snaps.problem and not snaps.problem.startswith("no snapshot repository"):
         out.append(Finding("snapshots-unreadable", snaps.problem))
     return out
