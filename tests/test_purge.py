@@ -372,3 +372,17 @@ def test_an_interrupted_purge_finishes_when_applied_again_without_deleting_twice
         assert sorted(e.record_id for e in entries) == sorted(LOST + SEEDED_VOIDED)
         assert {e.outcome for e in entries} == {"ok"}
         assert store.get_record("sandbox", "Leads", LOST[0]).status == "purged"
+
+
+def test_a_purge_beyond_the_rules_max_records_is_stopped(tmp_path, lc_sandbox, monkeypatch):
+    config = make_config(tmp_path, lc_sandbox, monkeypatch, RETENTION + "max_records = 1\n")
+    assert run(config, "pull").exit_code == 0
+    age(config, days=31)
+    stopped = run(config, "purge", "--operator", "alice", "--json")
+    assert stopped.exit_code == 3 and "blast radius exceeded (2 records > max_records 1)" in (
+        stopped.stderr
+    )
+    (plan,) = json.loads(run(config, "plans", "--json").stdout)
+    assert run(config, "approve", plan["id"], "--operator", "carol").exit_code == 0
+    assert run(config, "apply", plan["id"]).exit_code == 3
+    assert alive(lc_sandbox, SEEDED_VOIDED) == set(SEEDED_VOIDED)

@@ -20,7 +20,7 @@ no plan can hold a record retention does not allow. Apply checks all of it again
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -474,8 +474,3 @@ def _basis(rule: RetentionRule, action: str) -> str:
     if action == PURGE:
         return rule.purge_basis
     return BASIS_MAXIMUM if action == VOID else BASIS_HOLD
-
-
-def iter_entries(result: PurgePlan) -> Iterator[Entry]:
-    for entries in result.entries_by_part.values():
-        yield from entries
