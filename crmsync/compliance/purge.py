@@ -13,7 +13,8 @@ in SQLite; only what is shown crosses into Python):
 Precedence (:mod:`crmsync.compliance.precedence`) is what these conditions encode: a hold or
 floor turns a due purge into a restriction. Purge policies (``action = "purge"`` in
 ``[[policies]]``) get the same conditions ANDed to their filter (:func:`policy_item_query`), so
-no plan can hold a record retention does not allow. Apply checks all of it again
+no plan can hold a record retention does not allow; the blocked records such a policy selects
+are left out, and ``crmsync purge`` is what restricts them. Apply checks all of it again
 (:mod:`crmsync.compliance.purge_apply`).
 """
 

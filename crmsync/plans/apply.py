@@ -13,6 +13,10 @@ Order of work for each (connection, module) of the plan:
    then results, mirror statuses and audit entries commit in one transaction. Records the CRM
    reports as retryable are retried (bounded), then reported.
 
+Purge and restrict parts (retention: ``crmsync purge``, ``action = "purge"``) take their own
+path after step 1, :mod:`crmsync.compliance.purge_apply`: holds and retention checked again, the
+snapshot verified by reading it back, then ``ConnectorSession.delete``.
+
 Re-running an interrupted apply therefore finishes the rest and writes nothing twice (as long
 as the connector reports CRM-side status: ``ModuleInfo.status_field``; without it, records in
 flight at the moment of the crash are written again — at least once, never lost).
