@@ -262,13 +262,16 @@ class ConnectorContract:
         before = harness.requests()
         pages = len(_drain(session, harness.module))
         full = harness.requests() - before
-        if pages < 2:
-            pytest.skip("the module fits one page: seed the server with more records")
+        # A connector may fetch a few pages ahead (up to about two per concurrent request)
+        # while the core commits one: laziness shows only on a module with more pages.
+        if pages <= 2 * session.limits().concurrency + 1:
+            pytest.skip("too few pages to tell a lazy pull: seed the server with more records")
         before = harness.requests()
         first = next(iter(session.pull(harness.module)))
         assert first.number == 1
         # memory bounded by a page: the first page must not cost the whole module's requests
-        assert harness.requests() - before < full
+        cost = harness.requests() - before
+        assert cost < full, f"the first page cost {cost} requests, the whole pull {full}"
 
     def test_an_expired_token_is_refreshed_and_the_pull_completes(
         self, harness: ContractHarness, session: ConnectorSession
