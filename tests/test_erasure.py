@@ -257,9 +257,18 @@ def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
             " ?, 'x', 'active', ?)",
             (other, json.dumps({"cluster": EMAIL.upper(), "survivor": ids["lead"]})),
         )
+        # a legacy copy (store < 5) of a record nothing else holds any more
+        legacy = {"id": "9999", "email": EMAIL, "name": "old copy"}
+        db.execute("INSERT INTO snapshot_objects VALUES ('h9999', ?)", (json.dumps(legacy),))
+        db.execute(
+            "INSERT INTO snapshot_records VALUES ('legacy', 'sandbox', 'Leads', '9999',"
+            " 'h9999', 'active')"
+        )
     plan = json.loads(ok(run(cfg, "erase", "--email", EMAIL, "--basis", "PIPL-47-1-3",
                              "--operator", "alice", "--json")).stdout)  # fmt: skip
     assert {p["part"] for p in plan["parts"]} == {"erase:sandbox/Leads", "erase:sandbox/Contacts"}
+    legacy_item = next(r for p in plan["parts"] for r in p["records"] if r["record_id"] == "9999")
+    assert legacy_item["found"] == ["legacy copies"]
     ok(run(cfg, "approve", plan["id"], "--operator", "bob"))
     fails(run(cfg, "apply", plan["id"], "--operator", "bob"), 2, "crmsync erase --apply")
     with open_store(tmp_path / "mirror.db") as store:  # placed after the plan was approved
@@ -278,7 +287,7 @@ def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
     monkeypatch.setattr(snapshot_erase, "erase", real)
     done = json.loads(ok(run(cfg, "erase", "--apply", plan["id"], "--operator", "bob",
                              "--json")).stdout)  # fmt: skip
-    assert done["status"] == "applied" and done["erased"] == 2 and done["crm_deleted"] == 0
+    assert done["status"] == "applied" and done["erased"] == 3 and done["crm_deleted"] == 0
     assert crm.write_count("Leads", ids["lead"]) == 1  # deleted once, not again
     assert crm.record("Contacts", ids["contact"])["status"] == "voided"  # held: restricted
     assert crm.record("Contacts", ids["old"]) is None
@@ -290,13 +299,16 @@ def test_an_interrupted_apply_finishes_when_run_again_and_a_late_hold_wins(
         states = dict(db.execute(
             "SELECT record_id, state FROM plan_items WHERE plan_id = ?", (plan["id"],)
         ).fetchall())  # fmt: skip
-    assert states == {ids["lead"]: "done", ids["old"]: "done", ids["contact"]: "restricted"}
+    assert states == {
+        ids["lead"]: "done", ids["old"]: "done", ids["contact"]: "restricted", "9999": "done"
+    }  # fmt: skip
     assert plan["id"] in ok(run(cfg, "plans")).stdout  # an erasure plan lists and shows
     assert "erase:sandbox/Leads" in ok(run(cfg, "plans", "show", plan["id"])).stdout
     with sqlite3.connect(tmp_path / "mirror.db") as db:
         assert db.execute("SELECT detail FROM plan_items WHERE plan_id = 'old'").fetchone() == (
             None,
         )
+        assert db.execute("SELECT count(*) FROM snapshot_objects").fetchone() == (0,)
 
 
 def test_a_statutory_minimum_turns_erasure_into_restriction(tmp_path, crm, monkeypatch):
