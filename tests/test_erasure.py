@@ -236,7 +236,7 @@ def test_bad_requests_exit_with_clear_messages_and_change_nothing(tmp_path, crm,
         assert db.execute("SELECT count(*) FROM plans").fetchone()[0] == 0
     assert crm.record("Leads", crm.ids("Leads")[3]) is not None
     shown = ok(run(cfg, "erase", "--email", EMAIL.upper(), *base)).stdout  # the text view
-    assert "erase: sandbox/Leads, 1 records" in shown and "crmsync approve" in shown
+    assert "erase: sandbox/Leads, 1 record" in shown and "crmsync approve" in shown
     assert "fields email" in shown and EMAIL not in shown.lower()
 
 

@@ -121,23 +121,27 @@ def _plan(
         render(view)
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def render(view: dict) -> None:
     request = view.get("request") or {}
-    asked = ", ".join(f"{n} {k}" for k, n in request.items() if n)
+    nouns = {"emails": "e-mail", "phones": "phone", "records": "record"}
+    asked = ", ".join(_n(n, nouns.get(k, k)) for k, n in request.items() if n)
     click.echo(
         f"erasure plan {view['id']} by {view['created_by']} (basis {view['basis']}; request:"
         f" {asked}; expires {view['expires_at']})"
     )
     for part in view["parts"]:
         verb = "erase" if part["action"] == "erase" else "restrict (blocked, not erased)"
-        click.echo(
-            f"\n  {verb}: {part['connection']}/{part['module']}, {len(part['records'])} records"
-        )
+        where = f"{part['connection']}/{part['module']}"
+        click.echo(f"\n  {verb}: {where}, {_n(len(part['records']), 'record')}")
         for r in part["records"]:
             where = ", ".join(r.get("found", [])) or "nowhere any more"
             extra = []
             if r.get("versions"):
-                extra.append(f"{r['versions']} versions in {r['snapshots']} snapshots")
+                extra.append(f"{_n(r['versions'], 'version')} in {_n(r['snapshots'], 'snapshot')}")
             if r.get("matched_fields"):
                 extra.append("fields " + ", ".join(r["matched_fields"]))
             if r.get("kept_by_snapshot_hold"):

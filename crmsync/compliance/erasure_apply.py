@@ -377,7 +377,7 @@ def _erase_copies(
             planned = item.detail or {}
             entries.append(
                 audit.entry(
-                    item, "erase", None, "ok",
+                    item, "erase", "erased", "ok",
                     {"versions": max(int(planned.get("versions", 0)),
                                      per_record.get((item.connection, item.module,
                                                      item.record_id), 0)),
