@@ -108,7 +108,7 @@ def _plan(
                 finally:
                     session.close()
         repo = open_configured(config.snapshots) if repository_exists(config.snapshots) else None
-        found = find(config, store, subject, chosen, repo)
+        found = find(config, store, subject, chosen, repo, limit=limit)
         check_found(found, limit)
         plan = make_erasure_plan(
             config, store, found, subject=subject, basis=basis, reason=reason, operator=who,

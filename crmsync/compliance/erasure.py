@@ -139,8 +139,11 @@ def find(
     connections: Sequence[str],
     repo: Repository | None,
     now: datetime | None = None,
+    limit: int | None = None,
 ) -> list[Found]:
-    """Every record of the person in ``connections`` (module docstring), blocks attached."""
+    """Every record of the person in ``connections`` (module docstring), blocks attached.
+    With ``limit``, more records than that stop the search early (GuardError, exit 3): a
+    shared address (info@...) should not cost a scan of every snapshot first."""
     now = now or datetime.now(UTC)
     matcher = Matcher(subject)
     found: dict[RecordRef, Found] = {}
@@ -164,6 +167,8 @@ def find(
         rec.named = True
     for ref in find_legacy(store, matcher, connections):
         found.setdefault(ref, Found(*ref))
+    if limit is not None and len(found) > limit:
+        check_found(list(found.values()), limit)
     if repo is not None:
         from crmsync.snapshots.erase import scan, versions
 
