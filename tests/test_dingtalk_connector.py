@@ -250,6 +250,19 @@ def test_a_token_refused_twice_is_an_auth_error_on_either_api(dt: FakeDingTalk) 
     assert session.stats()["token_requests"] == 3  # one to start, one refresh per refusal
 
 
+def test_the_old_apis_query_token_is_masked_in_debug_logs(
+    dt: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    session = open_session(dt)
+    drain(session, "crm_contact")
+    token = dt.mint_token()  # the fake renews and returns the token the session used
+    assert "access_token=***" in caplog.text
+    assert token not in caplog.text and dt.app_secret not in caplog.text
+
+
 def test_wrong_credentials_name_the_connection_and_the_secret_reference(dt: FakeDingTalk) -> None:
     session = DingTalkConnector(sleep=FakeSleep()).open(
         "dt", {**dingtalk_settings(dt), "app_secret": secret("not-the-secret-123")}
