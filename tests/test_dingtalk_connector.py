@@ -93,6 +93,19 @@ def test_a_wanted_action_without_its_option_value_names_the_key() -> None:
     assert parse_settings(only_archive, "sales").status is not None
 
 
+def test_module_errors_name_the_allowed_modules_or_the_unknown_key() -> None:
+    from crmsync.config import parse_config
+    from crmsync.plugins import get_registry
+
+    base = 'app_key = "k"\napp_secret = "env:DT_SECRET"\noperator_user_id = "u"\n'
+    base += "write_actions = []\n"
+    with pytest.raises(ConfigError, match=r"modules\[0\]: expected one of 'crm_customer'"):
+        parse_config(_config(base + 'modules = ["crm_leads"]'), get_registry())
+    with pytest.raises(ConfigError, match=r"modules\[1\]\.status: unknown key"):
+        bad = 'modules = ["crm_customer", { name = "crm_contact", status = "x" }]'
+        parse_config(_config(base + bad), get_registry())
+
+
 def test_schema_marks_the_secret_and_refuses_unknown_modules_and_keys() -> None:
     from jsonschema import Draft202012Validator
 

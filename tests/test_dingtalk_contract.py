@@ -105,7 +105,7 @@ class TestDingTalkCustomersContract(ConnectorContract):
 
     @pytest.fixture
     def harness(self) -> Iterator[DingTalkHarness]:
-        with FakeDingTalk(records={"crm_customer": 230}, seed=5) as dt:
+        with FakeDingTalk(records={"crm_customer": 330}, seed=5) as dt:
             yield DingTalkHarness(dt, "crm_customer", empty_module="crm_customer_personal")
 
 
@@ -115,5 +115,5 @@ class TestDingTalkContactsContract(ConnectorContract):
 
     @pytest.fixture
     def harness(self) -> Iterator[DingTalkHarness]:
-        with FakeDingTalk(records={"crm_contact": 230}, seed=6) as dt:
+        with FakeDingTalk(records={"crm_contact": 330}, seed=6) as dt:
             yield DingTalkHarness(dt, "crm_contact", empty_module="crm_follow_record")

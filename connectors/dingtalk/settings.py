@@ -36,16 +36,17 @@ _NONEMPTY = {"type": "string", "minLength": 1}
 _FIELD_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}
 _URL = {"type": "string", "pattern": "^https?://[^\\s/]+(:[0-9]+)?/?$"}
 
+# if/then/else rather than oneOf: an error then names the allowed modules or the unknown key
+# instead of "not valid under any of the given schemas"
 MODULE_ITEM = {
-    "oneOf": [
-        {"enum": list(MODULES)},
-        {
-            "type": "object",
-            "required": ["name"],
-            "additionalProperties": False,
-            "properties": {"name": {"enum": list(MODULES)}, "status_field": _FIELD_ID},
-        },
-    ]
+    "type": ["string", "object"],
+    "if": {"type": "string"},
+    "then": {"enum": list(MODULES)},
+    "else": {
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {"name": {"enum": list(MODULES)}, "status_field": _FIELD_ID},
+    },
 }
 
 STATUS_SCHEMA = {
