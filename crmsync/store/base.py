@@ -13,7 +13,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -242,6 +242,11 @@ class Store(ABC):
         the clusters of records sharing ``crmsync_dupkey(mode, field)`` with the largest."""
 
     # -- compliance report aggregates (crmsync.compliance.report): a few rows each
+    def bulk_reads(self) -> AbstractContextManager[Any]:
+        """A context for reading whole tables (reports): the SQLite store turns memory-mapped
+        reads off inside it, so the pages read do not count as the process's memory."""
+        return nullcontext()
+
     @abstractmethod
     def mirror_condition_counts(
         self, connection: str, module: str, conditions: Sequence[tuple[str, Sequence[Any]]]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from crmsync.compliance.report.model import AuditGroup, ErasedRef, RestrictedGroup
+from crmsync.store.sqlite_report import ReportStoreMixin
 
 # mark_restricted writes "<basis>: <kind>[ <hold id>][ until <ISO time>]"; grouping by the
 # text before " until " keeps one group per hold or floor instead of one per record.
@@ -27,6 +29,9 @@ class ComplianceStoreMixin:
 
     _db: sqlite3.Connection
 
+    def bulk_reads(self) -> AbstractContextManager[Any]:
+        return ReportStoreMixin._scanning(self)  # type: ignore[arg-type]
+
     def mirror_condition_counts(
         self, connection: str, module: str, conditions: Sequence[tuple[str, Sequence[Any]]]
     ) -> list[int]:
@@ -34,11 +39,14 @@ class ComplianceStoreMixin:
             return []
         sums = ", ".join(f"coalesce(sum(({sql}) != 0), 0)" for sql, _ in conditions)
         params = [p for _, ps in conditions for p in ps]
-        row = self._db.execute(
-            f"SELECT {sums} FROM mirror WHERE connection = ? AND module = ?"
-            " AND crm_deleted_at IS NULL",
-            [*params, connection, module],
-        ).fetchone()
+        # a whole module is read: without memory-mapped reads, as crmsync report reads it
+        # (mapped pages would count as the process's resident memory, the mirror's size)
+        with self.bulk_reads() as db:
+            row = db.execute(
+                f"SELECT {sums} FROM mirror WHERE connection = ? AND module = ?"
+                " AND crm_deleted_at IS NULL",
+                [*params, connection, module],
+            ).fetchone()
         return [int(n) for n in row]
 
     def restricted_groups(self, connection: str, module: str, limit: int) -> list[RestrictedGroup]:

@@ -48,6 +48,19 @@ def build_compliance_report(config: Any, store: Store, options: ReportOptions) -
     until = options.until or now
     since = options.since or until - DEFAULT_PERIOD
     retention = retention_of(config)
+    with store.bulk_reads():
+        return _build(config, store, options, now, since, until, retention)
+
+
+def _build(
+    config: Any,
+    store: Store,
+    options: ReportOptions,
+    now: datetime,
+    since: datetime,
+    until: datetime,
+    retention: RetentionConfig,
+) -> ComplianceReport:
     result = verify_store(store)
     report = ComplianceReport(
         now=now,
