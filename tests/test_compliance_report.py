@@ -31,6 +31,7 @@ snapshots_max_age = "1d"
 connection = "sandbox"
 module = "Leads"
 purge_voided_after = "30d"
+purge_archived_after = "3y"
 purge_basis = "PIPL-47-1-2"
 
 [erasure]
@@ -253,6 +254,23 @@ def test_a_filter_hold_is_shown_by_the_fields_it_reads_never_its_values(scene):
     assert held["scope"] == "filter on email in sandbox/Contacts" and held["records"] == 1
     assert EMAIL not in json.dumps(doc)
     assert EMAIL not in ok(run(config, "compliance", "report")).stdout
+
+
+def test_records_nearing_retention_and_archived_past_their_maximum_are_counted(scene):
+    config, _ = scene
+    age(config, days=20, ids=[LOST[1]])  # voided 20 days ago: due in 10 days
+    with sqlite3.connect(config.parent / "mirror.db") as db:
+        old = db.execute(
+            "UPDATE mirror SET status_since = '2022-01-01T00:00:00.000000Z'"
+            " WHERE module = 'Leads' AND status = 'archived'"
+        ).rowcount
+    assert old > 0
+    doc = report(config, "--nearing", "15")
+    (leads,) = [r for r in doc["retention"] if r["module"] == "Leads"]
+    assert (leads["nearing"], leads["archived_past_maximum"]) == (1, old)
+    (maximum,) = [f for f in doc["findings"] if f["code"] == "maximum-exceeded"]
+    assert maximum["count"] == old and "(3y)" in maximum["message"]
+    assert report(config, "--nearing", "5")["retention"][-1]["nearing"] == 0
 
 
 def test_an_unreadable_snapshot_repository_is_a_finding_not_a_crash(offline):

@@ -64,7 +64,8 @@ def compliance_group() -> None:
 )  # fmt: skip
 @click.option(
     "--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
-    help="Rows listed per list (holds, plans, erased refs, snapshots); counts stay complete.",
+    help="Rows listed per list (plans, erased refs, restricted reasons, snapshots); counts"
+    " stay complete.",
 )  # fmt: skip
 @click.option(
     "--nearing", "nearing_days", type=click.IntRange(0, 36_500), default=30, show_default=True,
