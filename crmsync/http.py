@@ -15,7 +15,8 @@ One :class:`HttpClient` per connection owns one pooled ``requests.Session``. Eac
   :data:`THROTTLED` answers are retried like a 429 (for any method: the CRM did not act on
   them), :data:`TOKEN_EXPIRED` ones like a 401;
 * maps failures to :mod:`crmsync.errors` with messages that name the host and path but never a
-  query string, header or secret value.
+  query string, header or secret value; urllib3's own DEBUG line for each request (it quotes the
+  query string) is masked like :func:`redact_url` masks a URL.
 """
 
 from __future__ import annotations
@@ -109,6 +110,34 @@ def redact_url(url: str) -> str:
         safe="*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_QUERY_VALUE = re.compile(r"([?&])([^=&\s\"']+)=([^&\s\"']*)")
+
+
+def _mask_query(text: str) -> str:
+    """``text`` with the values of secret-looking query parameters replaced by ``***``."""
+    return _QUERY_VALUE.sub(
+        lambda m: f"{m[1]}{m[2]}=***" if _SECRET_PARAM.search(m[2]) else m[0], text
+    )
+
+
+class _MaskedRequestLines(logging.Filter):
+    """urllib3 logs every request line with its query string at DEBUG (``"GET
+    /path?access_token=... HTTP/1.1" 200``): a key or token sent in the query would reach a
+    debug log. Installed once on urllib3's logger when this module is imported."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and "=" in a for a in record.args
+        ):
+            record.args = tuple(_mask_query(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_urllib3_log = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _MaskedRequestLines) for f in _urllib3_log.filters):
+    _urllib3_log.addFilter(_MaskedRequestLines())
 
 
 def _where(url: str) -> str:
