@@ -18,6 +18,12 @@ change records, fail requests and report what it received. A few harness members
 (``expire_tokens()``, ``malformed_next(count)``, ``incomplete_next(count)``, ``empty_module``);
 the tests that need them are skipped without them. docs/writing-a-connector.md walks through a
 complete harness.
+
+Added after crmsync 0.1.0 (check your harness and seeds, so they run rather than skip): void
+written where a module has no archive; a lazy pull (needs more than 2 x concurrency + 1 pages);
+edits during an interrupted pull not lost; no secret in reprs, pages, results or DEBUG logs;
+and, with the optional members above, token expiry, malformed and incomplete answers, an empty
+module.
 """
 
 from __future__ import annotations
