@@ -47,6 +47,9 @@ def test_generates_the_documented_layout(generated: Path) -> None:
     entry = project["project"]["entry-points"]["crmsync.connectors"]
     assert entry == {"acme": "crmsync_acme.plugin"}
     assert not list(generated.parent.glob(".crmsync-acme-*")), "staging directory left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert generated.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
 
 
 def test_generated_package_passes_its_contract_suite_untouched(generated: Path) -> None:

@@ -129,6 +129,9 @@ def generate(names: Names, target: Path) -> list[Path]:
     written: list[Path] = []
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{names.dist}-", dir=target.parent))
+        umask = os.umask(0)  # mkdtemp makes it private (0700); the project is an ordinary dir
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
     except OSError as exc:
         raise CrmsyncError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
     try:
