@@ -95,6 +95,9 @@ class ModuleInfo:
     # The field that shows a record's lifecycle status in the CRM, if the connector reads it
     # (then every PulledRecord carries ``status``).
     status_field: str | None = None
+    # Records per page of this module when it differs from ``Limits.page_size`` (modules served
+    # by different APIs of one CRM may have different caps); at most ``Limits.max_page_size``.
+    page_size: int | None = None
 
 
 @dataclass(frozen=True)

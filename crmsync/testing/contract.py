@@ -119,6 +119,13 @@ def _write_action(session: ConnectorSession, module: str) -> tuple[str, str]:
     return "void", "voided"
 
 
+def _page_size(session: ConnectorSession, module: str) -> int:
+    """The module's page size: its own (ModuleInfo.page_size) or the session's."""
+    info = next((m for m in session.list_modules() if m.name == module), None)
+    own = info.page_size if info is not None else None
+    return own or session.limits().page_size
+
+
 def _final_checkpoint(pages: list[Page]) -> str | None:
     checkpoint = None
     for page in pages:
@@ -169,6 +176,8 @@ class ConnectorContract:
         assert harness.module in modules
         assert modules[harness.module].id_field
         assert modules[harness.module].modified_field
+        own, limits = modules[harness.module].page_size, session.limits()
+        assert own is None or 1 <= own <= (limits.max_page_size or own)
 
     # ------------------------------------------------------------------ pull
 
@@ -180,7 +189,7 @@ class ConnectorContract:
         assert len(ids) == len(set(ids)), "a record was returned twice"
         assert set(ids) == harness.ids()
         assert [p.number for p in pages] == list(range(1, len(pages) + 1))
-        page_size = session.limits().page_size
+        page_size = _page_size(session, harness.module)
         assert all(len(p.records) <= page_size for p in pages)
         assert len(pages) <= math.ceil(len(ids) / page_size) + 1
         assert all(isinstance(r.id, str) and r.id for p in pages for r in p.records)
@@ -202,7 +211,7 @@ class ConnectorContract:
         got = {r.id for p in pages for r in p.records}
         assert set(changed) <= got
         # an inclusive lower bound may re-read boundary records, never the whole module
-        assert len(got) <= len(changed) + session.limits().page_size
+        assert len(got) <= len(changed) + _page_size(session, harness.module)
         assert _final_checkpoint(pages) is not None
 
     def test_incremental_pull_with_nothing_new_is_cheap(
@@ -212,7 +221,7 @@ class ConnectorContract:
         before = harness.requests()
         pages = _drain(session, harness.module, since=checkpoint)
         assert harness.requests() - before <= 2
-        assert sum(len(p.records) for p in pages) <= session.limits().page_size
+        assert sum(len(p.records) for p in pages) <= _page_size(session, harness.module)
 
     def test_resuming_from_any_checkpoint_skips_nothing(
         self, harness: ContractHarness, session: ConnectorSession
