@@ -104,7 +104,7 @@ def test_report_counts_what_holds_purge_and_erasure_did_and_leaks_no_personal_da
     assert codes(before) == ["hold-expiring", "purge-due", "restrict-due"]
     purge_due = next(f for f in before["findings"] if f["code"] == "purge-due")
     assert purge_due["count"] == len(due) and "sandbox/Leads" in purge_due["message"]
-    assert "expires in 4 day(s)" in " ".join(f["message"] for f in before["findings"])
+    assert "expires in 5 day(s)" in " ".join(f["message"] for f in before["findings"])
     fails = run(config, "compliance", "report", "--fail-on-findings")
     assert fails.exit_code == 4 and "findings (3):" in fails.stdout
 

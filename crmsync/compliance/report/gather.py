@@ -9,6 +9,7 @@ report says exactly what ``crmsync purge`` would do now.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -253,7 +254,7 @@ def _activity(report: ComplianceReport, store: Store) -> None:
             continue
         info = infos.get(act.plan_id) if act.plan_id else None
         if info is not None:
-            act.kind = {"purge": "purge", "erasure": "erasure"}.get(info.kind, info.kind)
+            act.kind = info.kind
             act.planned_by = info.created_by
             act.approved_by = [who for who, _ in info.approvals]
         report.activity.append(act)
@@ -378,7 +379,7 @@ def findings(report: ComplianceReport) -> list[Finding]:
     for h in report.active_holds:
         if h.expires_at and h.expires_at <= holds.stamp(horizon):
             ends = datetime.fromisoformat(h.expires_at.replace("Z", "+00:00"))
-            days = max(0, (ends - report.now).days)
+            days = max(0, math.ceil((ends - report.now).total_seconds() / 86400))
             out.append(Finding(
                 "hold-expiring",
                 f"hold {h.id} expires in {days} day(s) ({h.expires_at[:10]}): extend it with a"
