@@ -24,7 +24,6 @@ flight at the moment of the crash are written again — at least once, never los
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -412,14 +411,14 @@ class _Auditor:
 
 def audit_detail(item: PlanItem) -> dict[str, Any]:
     """What the audit log keeps of an item's plan detail: the survivor of a duplicate cluster
-    and a digest of the cluster's key; the names of fields written. Never field values (the
-    log keeps none: crmsync.audit.model), so the key itself stays in the plan."""
+    (it names the cluster: every record voided for it has the same survivor) and the names of
+    fields written. Never field values (the log keeps none: crmsync.audit.model) and no digest
+    of a cluster's key either: the key is often an e-mail or phone, an unsalted digest of it can
+    be reversed by guessing, and the append-only log could not drop it on erasure."""
     detail = item.detail or {}
     out: dict[str, Any] = {}
     if "survivor" in detail:
         out["survivor"] = detail["survivor"]
-        key = str(detail.get("cluster"))
-        out["cluster"] = "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:16]
     if item.fields:
         out["fields"] = sorted(item.fields)
     return out
