@@ -40,7 +40,7 @@ default_region = "CN"
 """
 TOP_KEYS = {
     "format", "generated_at", "period", "connection", "limit", "nearing_days", "audit_chain",
-    "holds", "retention", "activity", "snapshots", "findings",
+    "holds", "retention", "activity", "open_plans", "snapshots", "findings",
 }  # fmt: skip
 
 
@@ -110,7 +110,15 @@ def test_report_counts_what_holds_purge_and_erasure_did_and_leaks_no_personal_da
 
     # the purge: planned by alice, approved by carol, applied by alice
     plan = json.loads(ok(run(config, "purge", "--json", "--operator", "alice")).stdout)["plan"]
+    waiting = report(config)
+    (open_plan,) = waiting["open_plans"]["plans"]
+    assert (open_plan["id"], open_plan["records"], open_plan["approved_by"]) == (
+        plan, len(due) + 1, [],
+    )  # fmt: skip
+    assert "purge-open" in codes(waiting)
     ok(run(config, "approve", plan, "--operator", "carol"))
+    approved = next(f for f in report(config)["findings"] if f["code"] == "purge-open")
+    assert f"approved by carol, not applied: crmsync apply {plan}" in approved["message"]
     ok(run(config, "apply", plan, "--operator", "alice"))
     # the erasure: the person's two contacts, approved by bob
     erase = json.loads(ok(run(config, "erase", "--email", EMAIL, "--phone", PHONE, "--basis",
@@ -140,7 +148,7 @@ def test_report_counts_what_holds_purge_and_erasure_did_and_leaks_no_personal_da
     refs = {hashlib.sha256(i.encode()).hexdigest() for i in people}
     assert after["activity"]["erased"]["records"] == 2
     assert {e["record_ref"] for e in after["activity"]["erased"]["record_refs"]} == refs
-    assert codes(after) == ["hold-expiring"]
+    assert codes(after) == ["hold-expiring"] and after["open_plans"]["total"] == 0
     assert after["activity"]["plans"] == 2  # the purge and the erasure (voiding is neither)
 
     # snapshots: apply's pre-change copy and erasure's rewrites are older than 1d two days on
@@ -254,6 +262,23 @@ def test_a_filter_hold_is_shown_by_the_fields_it_reads_never_its_values(scene):
     assert held["scope"] == "filter on email in sandbox/Contacts" and held["records"] == 1
     assert EMAIL not in json.dumps(doc)
     assert EMAIL not in ok(run(config, "compliance", "report")).stdout
+
+
+def test_an_erasure_plan_left_unapplied_is_a_finding_until_and_after_it_expires(scene):
+    config, people = scene
+    erase = json.loads(ok(run(config, "erase", "--email", EMAIL, "--basis", "GDPR-17-1-b",
+                              "--operator", "alice", "--json")).stdout)  # fmt: skip
+    (waiting,) = [f for f in report(config)["findings"] if f["code"] == "erasure-open"]
+    assert (
+        waiting["ref"] == erase["id"]
+        and "waits for a second person's approval" in (waiting["message"])
+    )
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    doc = report(config, "--now", later)
+    (expired,) = [f for f in doc["findings"] if f["code"] == "erasure-open"]
+    assert "unapplied: the request is not carried out" in expired["message"]
+    assert doc["open_plans"]["plans"][0]["expired"] is True
+    assert EMAIL not in json.dumps(doc) and people[0] not in json.dumps(doc)
 
 
 def test_records_nearing_retention_and_archived_past_their_maximum_are_counted(scene):

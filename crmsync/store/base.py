@@ -267,6 +267,11 @@ class Store(ABC):
         operator, outcome and legal basis (``detail.basis``)."""
 
     @abstractmethod
+    def open_plan_ids(self, kinds: Sequence[str], limit: int) -> tuple[list[str], int]:
+        """Plans of ``kinds`` not finished (planned, or left applying), oldest first: the
+        first ``limit`` ids and how many there are."""
+
+    @abstractmethod
     def erased_refs(
         self, since: str, until: str, limit: int, connection: str | None = None
     ) -> tuple[list[ErasedRef], int]:

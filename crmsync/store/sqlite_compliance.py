@@ -82,6 +82,16 @@ class ComplianceStoreMixin:
         ).fetchall()
         return [AuditGroup(*row) for row in rows]
 
+    def open_plan_ids(self, kinds: Sequence[str], limit: int) -> tuple[list[str], int]:
+        marks = ", ".join("?" * len(kinds))
+        where = f"kind IN ({marks}) AND status IN ('planned', 'applying')"
+        total = self._db.execute(f"SELECT count(*) FROM plans WHERE {where}", list(kinds))
+        rows = self._db.execute(
+            f"SELECT id FROM plans WHERE {where} ORDER BY created_at, id LIMIT ?",
+            [*kinds, limit],
+        ).fetchall()
+        return [r[0] for r in rows], int(total.fetchone()[0])
+
     def erased_refs(
         self, since: str, until: str, limit: int, connection: str | None = None
     ) -> tuple[list[ErasedRef], int]:

@@ -62,6 +62,12 @@ and snapshots are as of now.
                    "record_refs": [{"time": "...Z", "plan_id": "..", "connection": "sales",
                                     "module": "Contacts", "record_ref": "sha256 hex"}]}
       },
+      "open_plans": {           # purge / erasure plans not carried out (as of now)
+        "total": 1,             # all of them; "plans" lists at most limit, oldest first
+        "plans": [{"id": "..", "kind": "erasure", "status": "planned",   # or applying
+                   "created_by": "alice", "created_at": "...Z", "expires_at": "...Z",
+                   "approved_by": [], "records": 3, "expired": false}]
+      },
       "snapshots": {
         "repository": "/path", "available": true, "problem": null,
         "max_age": "400d", "keep": {"daily": 7},        # [retention] / [snapshots.keep]
@@ -76,5 +82,7 @@ and snapshots are as of now.
 
 Finding codes: ``audit-chain-broken``, ``purge-due``, ``restrict-due``, ``maximum-exceeded``,
 ``hold-expiring`` (within nearing_days), ``purge-failed`` / ``erase-failed`` /
-``restrict-failed`` (in the period), ``snapshots-overdue``, ``snapshots-unreadable``.
+``restrict-failed`` (in the period), ``purge-open`` / ``erasure-open`` (a plan waiting for
+approval, approved but not applied, left part-way, or an erasure plan that expired unapplied),
+``snapshots-overdue``, ``snapshots-unreadable``.
 """

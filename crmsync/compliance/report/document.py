@@ -46,6 +46,10 @@ def as_document(report: ComplianceReport) -> dict[str, Any]:
                 "record_refs": [asdict(e) for e in report.erased_refs],
             },
         },
+        "open_plans": {
+            "total": report.open_plans_total,
+            "plans": [asdict(p) for p in report.open_plans],
+        },
         "snapshots": {
             "repository": snaps.repository,
             "available": snaps.available,

@@ -17,11 +17,13 @@ from typing import Any
 from crmsync.audit.verify import verify_store
 from crmsync.compliance import holds
 from crmsync.compliance.purge import conditions
+from crmsync.compliance.report.document import utc as utc_text
 from crmsync.compliance.report.model import (
     AuditStatus,
     ComplianceReport,
     Finding,
     HoldRow,
+    OpenPlan,
     PlanActivity,
     ReportOptions,
     RetentionRow,
@@ -40,6 +42,7 @@ from crmsync.store import Store
 
 DEFAULT_PERIOD = timedelta(days=90)
 ACTIONS = ("purge", "erase", "restrict")
+OPEN_KINDS = ("purge", "erasure")
 
 
 def build_compliance_report(config: Any, store: Store, options: ReportOptions) -> ComplianceReport:
@@ -261,6 +264,22 @@ def _activity(report: ComplianceReport, store: Store) -> None:
     report.erased_refs, report.erased_total = store.erased_refs(
         since, until, report.limit, report.connection
     )
+    ids, report.open_plans_total = store.open_plan_ids(OPEN_KINDS, report.limit)
+    for pid in ids:
+        plan = store.get_plan(pid)
+        if plan is None or (
+            report.connection is not None
+            and all(p.connection != report.connection for p in plan.policies)
+        ):
+            continue
+        report.open_plans.append(
+            OpenPlan(
+                plan.id, plan.kind, plan.status, plan.created_by, plan.created_at,
+                plan.expires_at, [who for who, _ in plan.approvals],
+                sum(p.matched for p in plan.policies),
+                plan.expires_at <= utc_text(report.now),
+            )
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -393,6 +412,22 @@ def findings(report: ComplianceReport) -> list[Finding]:
                 f" crmsync plans show {a.plan_id}",
                 a.failed, a.connection, a.module, a.plan_id,
             ))  # fmt: skip
+    for p in report.open_plans:
+        apply = f"crmsync erase --apply {p.id}" if p.kind == "erasure" else f"crmsync apply {p.id}"
+        what = f"{p.kind} plan {p.id} ({p.records} record(s), by {p.created_by}"
+        what += f" {p.created_at[:10]})"
+        if p.expired and p.kind == "erasure":
+            text = f"{what} expired {p.expires_at[:10]} unapplied: the request is not carried"
+            text += " out; plan it again"
+        elif p.expired:
+            continue  # the next purge plans again
+        elif p.status == "applying":
+            text = f"{what} was left part-way: {apply} finishes it"
+        elif p.approved_by:
+            text = f"{what} approved by {', '.join(p.approved_by)}, not applied: {apply}"
+        else:
+            text = f"{what} waits for a second person's approval: crmsync approve {p.id}"
+        out.append(Finding(f"{p.kind}-open", text, p.records, ref=p.id))
     snaps = report.snapshots
     if snaps.overdue:
         out.append(Finding(

@@ -186,9 +186,20 @@ def _activity(report: ComplianceReport) -> str:
         ],
         "no record erased in the period",
     )
+    waiting = _table(
+        ("plan", "kind", "status", "records", "by", "created", "expires", "approved by"),
+        [
+            [p.id, p.kind, "expired" if p.expired else p.status, p.records, p.created_by,
+             p.created_at, p.expires_at, ", ".join(p.approved_by)]
+            for p in report.open_plans
+        ],
+        "none",
+    )  # fmt: skip
     return _section(
         "Purges and erasures", "清除与删除",
         f"{table}{_more(report.activity_plans, shown)}"
+        f"<h3>Plans not carried out ({report.open_plans_total})</h3>{waiting}"
+        f"{_more(report.open_plans_total, len(report.open_plans))}"
         f"<h3>Erased records ({report.erased_total})</h3>{refs}"
         f"{_more(report.erased_total, len(report.erased_refs))}",
     )  # fmt: skip

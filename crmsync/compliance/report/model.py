@@ -129,6 +129,21 @@ class PlanActivity:
 
 
 @dataclass
+class OpenPlan:
+    """A purge or erasure plan not carried out yet (waiting, approved, or left part-way)."""
+
+    id: str
+    kind: str
+    status: str  # planned | applying
+    created_by: str
+    created_at: str
+    expires_at: str
+    approved_by: list[str]
+    records: int
+    expired: bool
+
+
+@dataclass
 class SnapshotRow:
     id: str
     time: str
@@ -187,5 +202,7 @@ class ComplianceReport:
     activity_plans: int = 0  # plans with activity in the period (activity lists at most limit)
     erased_refs: list[ErasedRef] = field(default_factory=list)
     erased_total: int = 0
+    open_plans: list[OpenPlan] = field(default_factory=list)
+    open_plans_total: int = 0
     snapshots: SnapshotSection = field(default_factory=lambda: SnapshotSection(None, False))
     findings: list[Finding] = field(default_factory=list)

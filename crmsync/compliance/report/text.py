@@ -78,6 +78,17 @@ def print_report(report: ComplianceReport) -> None:
     )  # fmt: skip
     if report.activity_plans > len({a.plan_id for a in report.activity}):
         click.echo(f"  ... {report.activity_plans} plans in all (--limit, --json)")
+    if report.open_plans_total:
+        print_table(
+            f"purge and erasure plans not carried out ({report.open_plans_total})",
+            ("plan", "kind", "status", "records", "by", "created", "expires", "approved by"),
+            [
+                (p.id, p.kind, "expired" if p.expired else p.status, p.records, p.created_by,
+                 p.created_at, p.expires_at, ", ".join(p.approved_by))
+                for p in report.open_plans
+            ],
+        )  # fmt: skip
+        _more(report.open_plans_total, len(report.open_plans))
     if report.erased_total:
         print_table(
             f"erased records ({report.erased_total}; record_ref = sha256 of the id)",
