@@ -26,8 +26,6 @@ answer is TOKEN_EXPIRED, so the client fetches a new token once and sends again.
 
 from __future__ import annotations
 
-import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
@@ -69,26 +67,6 @@ OLD_QPS = {90018: 1.0, 90002: 1.0, 90006: 60.0}
 #: The monthly call quota (标准版 5000/month) and the CRM APIs' daily one: waiting a second
 #: does not help.
 QUOTA_CODES = frozenset({"Forbidden.AccessDenied.ApiCountLimitForOrg", "90020", "daily.call.limit"})
-
-
-class _RedactQueryToken(logging.Filter):
-    """urllib3 logs each request line with its query string at DEBUG: the old API's
-    ``access_token`` would reach a debug log. This filter (on urllib3's logger, installed once)
-    masks it."""
-
-    pattern = re.compile(r"(access_token=)[^&\s\"']+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "access_token=" in record.getMessage():
-            record.msg = self.pattern.sub(r"\1***", record.getMessage())
-            record.args = None
-        return True
-
-
-def _redact_urllib3_logs() -> None:
-    logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _RedactQueryToken) for f in logger.filters):
-        logger.addFilter(_RedactQueryToken())
 
 
 class ApiCodeError(ConnectorError):
@@ -224,7 +202,6 @@ class DingTalkApi:
     ) -> None:
         self.name = name
         self.settings = settings
-        _redact_urllib3_logs()
 
         def client(base: str, auth: Auth | None) -> HttpClient:
             http = HttpClient(
