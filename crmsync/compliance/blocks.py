@@ -89,23 +89,15 @@ def statutory_blocks(
     days = rule.keep_at_least.total_seconds() / 86400
     clock = floor_clock_sql(rule.keep_from)
     until = f"strftime('%Y-%m-%dT%H:%M:%SZ', {clock}, '+{days!r} days')"
-    db = holds._db(store)
     out: dict[str, Block] = {}
-    for start in range(0, len(record_ids), 500):
-        chunk = list(record_ids[start : start + 500])
-        marks = ", ".join("?" * len(chunk))
-        rows = db.execute(
-            f"SELECT record_id, {until} FROM mirror WHERE connection = ? AND module = ?"
-            f" AND record_id IN ({marks})",
-            [connection, module, *chunk],
-        )
-        for rid, ends in rows:
-            if ends is None or ends > now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"):
-                out[rid] = Block(
-                    "statutory",
-                    f"statutory minimum {rule.text('keep_at_least')} from {rule.keep_from}"
-                    f" ({rule.keep_basis})",
-                    ends,
-                    rule.keep_basis,
-                )
+    ends_of = store.mirror_values(connection, module, record_ids, [until])
+    for rid, (ends,) in ends_of.items():
+        if ends is None or ends > now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"):
+            out[rid] = Block(
+                "statutory",
+                f"statutory minimum {rule.text('keep_at_least')} from {rule.keep_from}"
+                f" ({rule.keep_basis})",
+                ends,
+                rule.keep_basis,
+            )
     return out

@@ -14,110 +14,28 @@ they cover are found in SQL, never loaded.
 
 from __future__ import annotations
 
-import json
 import secrets
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from crmsync.audit.model import AuditEntry
+from crmsync.compliance.hold_model import KINDS, TAG_KEYS, Hold, stamp
 from crmsync.errors import ConfigError, GuardError
 from crmsync.policy.model import Filter
 from crmsync.policy.sql import compile_filter
 from crmsync.policy.validate import check_policies
 from crmsync.store import Store
 
-KINDS = ("records", "tag", "filter", "connection", "snapshots")
-TAG_KEYS = ("tags", "Tag")  # as crmsync.search.filters: the sandbox's list, Zoho's {name, id}
-
-
-def stamp(moment: datetime) -> str:
-    """The store's time form (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass(frozen=True)
-class Hold:
-    id: str
-    kind: str
-    reason: str
-    created_by: str
-    created_at: str
-    connection: str | None = None
-    module: str | None = None
-    spec: Mapping[str, Any] = field(default_factory=dict)
-    expires_at: str | None = None
-    released_at: str | None = None
-    released_by: str | None = None
-    release_reason: str | None = None
-    records: int = 0  # records named by a `records` hold
-
-    def active(self, now: datetime) -> bool:
-        return self.released_at is None and (
-            self.expires_at is None or self.expires_at > stamp(now)
-        )
-
-    def scope_text(self) -> str:
-        where = "/".join(p for p in (self.connection, self.module) if p) or "every connection"
-        if self.kind == "records":
-            return f"{self.records} record(s) in {where}"
-        if self.kind == "tag":
-            return f"tag {self.spec.get('tag')!r} in {where}"
-        if self.kind == "filter":
-            return f"filter {json.dumps(self.spec.get('filter'), ensure_ascii=False)} in {where}"
-        if self.kind == "snapshots":
-            return "snapshots " + ", ".join(self.spec.get("snapshots", []))
-        return where
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "connection": self.connection,
-            "module": self.module,
-            "spec": dict(self.spec),
-            "records": self.records,
-            "reason": self.reason,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "released_at": self.released_at,
-            "released_by": self.released_by,
-            "release_reason": self.release_reason,
-        }
-
-
-def _db(store: Store) -> sqlite3.Connection:
-    db = getattr(store, "_db", None)
-    if not isinstance(db, sqlite3.Connection):
-        raise ConfigError("legal holds need the SQLite store")
-    return db
-
-
-_COLUMNS = (
-    "id, kind, reason, created_by, created_at, connection, module, spec, expires_at,"
-    " released_at, released_by, release_reason,"
-    " (SELECT count(*) FROM legal_hold_records r WHERE r.hold_id = legal_holds.id)"
-)
-
-
-def _hold(row: Sequence[Any]) -> Hold:
-    return Hold(*row[:7], json.loads(row[7] or "{}"), *row[8:])
+__all__ = ["KINDS", "TAG_KEYS", "Hold", "stamp"]  # the model, imported from here too
 
 
 def list_holds(store: Store, *, include_released: bool = False) -> list[Hold]:
-    sql = f"SELECT {_COLUMNS} FROM legal_holds"
-    if not include_released:
-        sql += " WHERE released_at IS NULL"
-    return [_hold(r) for r in _db(store).execute(sql + " ORDER BY created_at, id")]
+    return store.list_holds(include_released=include_released)
 
 
 def get_hold(store: Store, hold_id: str) -> Hold | None:
-    row = _db(store).execute(f"SELECT {_COLUMNS} FROM legal_holds WHERE id = ?", (hold_id,))
-    found = row.fetchone()
-    return _hold(found) if found else None
+    return store.get_hold(hold_id)
 
 
 def active_holds(store: Store, now: datetime) -> list[Hold]:
@@ -191,20 +109,11 @@ def add_hold(
         raise ConfigError("a records hold needs at least one --record", path="--record")
     if kind == "records" and len({(c, m) for c, m, _ in rows}) == 1:
         connection, module = rows[0][0], rows[0][1]
-    spec_text = json.dumps(dict(spec or {}), sort_keys=True, ensure_ascii=False)
     expires = stamp(expires_at) if expires_at else None
+    new = Hold(hold_id, kind, reason, operator, stamp(now), connection, module,
+               dict(spec or {}), expires)  # fmt: skip
     with store.transaction() as tx:
-        db = tx._conn()  # type: ignore[attr-defined]  # the SQLite transaction
-        db.execute(
-            "INSERT INTO legal_holds (id, kind, connection, module, spec, reason, created_by,"
-            " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (hold_id, kind, connection, module, spec_text, reason, operator, stamp(now), expires),
-        )
-        db.executemany(
-            "INSERT OR IGNORE INTO legal_hold_records (hold_id, connection, module, record_id)"
-            " VALUES (?, ?, ?, ?)",
-            [(hold_id, *row) for row in rows],
-        )
+        tx.add_hold(new, rows)
         tx.append_audit(
             [
                 AuditEntry(
@@ -249,12 +158,7 @@ def release_hold(
         raise ConfigError("releasing a hold needs a reason", path="--reason")
     now = now or datetime.now(UTC)
     with store.transaction() as tx:
-        db = tx._conn()  # type: ignore[attr-defined]
-        db.execute(
-            "UPDATE legal_holds SET released_at = ?, released_by = ?, release_reason = ?"
-            " WHERE id = ? AND released_at IS NULL",
-            (stamp(now), operator, reason, hold_id),
-        )
+        tx.release_hold(hold_id, released_at=stamp(now), operator=operator, reason=reason)
         tx.append_audit(
             [
                 AuditEntry(
@@ -337,7 +241,6 @@ def held_ids(
 ) -> dict[str, Hold]:
     """Which of ``record_ids`` an active hold covers, and the first hold that does."""
     holds = active_holds(store, now) if holds is None else holds
-    db = _db(store)
     out: dict[str, Hold] = {}
     for hold in holds:
         if hold.kind == "snapshots" or not _applies(hold, connection, module):
@@ -349,42 +252,14 @@ def held_ids(
             found = set(todo)
         elif hold.kind == "records":
             # held by id: held even where the mirror no longer has the record
-            found = _select_ids(
-                db,
-                "SELECT record_id FROM legal_hold_records WHERE hold_id = ? AND connection = ?"
-                " AND module = ? AND record_id IN ({})",
-                [hold.id, connection, module],
-                todo,
-            )
+            found = store.hold_record_ids(hold.id, connection, module, todo)
         else:
-            sql, params = held_sql([hold], connection, module, now)
-            found = _select_ids(
-                db,
-                "SELECT record_id FROM mirror WHERE connection = ? AND module = ?"
-                " AND record_id IN ({}) AND " + sql.replace("{", "{{").replace("}", "}}"),
-                [connection, module],
-                todo,
-                params,
+            found = store.mirror_ids_where(
+                connection, module, todo, held_sql([hold], connection, module, now)
             )
         for rid in found:
             out.setdefault(rid, hold)
     return out
-
-
-def _select_ids(
-    db: sqlite3.Connection,
-    sql: str,
-    before: list[Any],
-    ids: Sequence[str],
-    after: Sequence[Any] = (),
-) -> set[str]:
-    """The ids a query with ``IN ({})`` returns, asked 500 at a time (SQLite's limit)."""
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start : start + 500])
-        query = sql.format(", ".join("?" * len(chunk)))
-        found |= {row[0] for row in db.execute(query, [*before, *chunk, *after])}
-    return found
 
 
 def held_snapshots(store: Store, now: datetime) -> dict[str, Hold]:

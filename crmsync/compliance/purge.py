@@ -234,7 +234,7 @@ def check_named(
     by_module: dict[tuple[str, str], list[str]] = {}
     for c, m, rid in refs:
         by_module.setdefault((c, m), []).append(rid)
-    db = holds._db(store)
+    since_sql = f"strftime('%Y-%m-%dT%H:%M:%SZ', {status_clock_sql()})"
     for (c, m), ids in by_module.items():
         rule = retention.rule_for(c, m)
         blocks = deletion_blocks(store, config, c, m, ids, now)
@@ -245,12 +245,7 @@ def check_named(
                 until = f" until {block.until}" if block.until else ""
                 out.append(Refusal(ref, f"{block.reason}{until}"))
                 continue
-            row = db.execute(
-                f"SELECT status, crm_deleted_at, strftime('%Y-%m-%dT%H:%M:%SZ',"
-                f" {status_clock_sql()}) FROM mirror WHERE connection = ? AND module = ?"
-                " AND record_id = ?",
-                (c, m, rid),
-            ).fetchone()
+            row = store.mirror_values(c, m, [rid], ["status", "crm_deleted_at", since_sql]).get(rid)
             if row is None:
                 out.append(Refusal(ref, "not in the mirror (pull first, or check the id)"))
                 continue
@@ -402,13 +397,12 @@ def make_purge_plan(
             for action, part in part_queries(rule, active, c, m, now).items():
                 queries.append((part_name(action, c, m), action, c, m, rule, part))
     result = PurgePlan(None)
-    db = holds._db(store)
     for name, action, _c, _m, _rule, part in queries:
         if shown is not None:  # a few, unsorted, and a count: no sort, no detail for the rest
-            rows = db.execute(*part.first(shown)).fetchall()
-            result.counts[name] = db.execute(*part.count()).fetchone()[0]
+            rows = store.query_mirror(*part.first(shown))
+            result.counts[name] = store.query_mirror(*part.count())[0][0]
         else:
-            rows = db.execute(*part.select()).fetchall()
+            rows = store.query_mirror(*part.select())
             result.counts[name] = len(rows)
         result.entries_by_part[name] = [
             Entry(action, row[0], row[1], row[2], why(action, json.loads(row[6]), now))

@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from crmsync.audit.model import AuditEntry
-from crmsync.compliance import holds
 from crmsync.compliance.blocks import Block, deletion_blocks
 from crmsync.compliance.precedence import BASIS_HOLD, BASIS_RETENTION, BASIS_STATUTORY
 from crmsync.compliance.purge import PURGE, RESTRICT, part_queries, require_repository
@@ -49,7 +48,7 @@ from crmsync.plans.model import (
     PlanPolicy,
 )
 from crmsync.store import Store
-from crmsync.store.base import canonical_record
+from crmsync.store.base import StoreTransaction, canonical_record
 
 if TYPE_CHECKING:
     from crmsync.plans.apply import ApplyResult
@@ -109,13 +108,10 @@ def _restrict_sql(block: Block) -> tuple[str, str]:
     return basis, f"{basis}: {block.kind}{ref}{until}"
 
 
-def mark_restricted(tx: Any, item: PlanItem, block: Block, now: datetime) -> None:
+def mark_restricted(tx: StoreTransaction, item: PlanItem, block: Block, now: datetime) -> None:
+    """Mark the record restricted (kept, not processed) by ``block``, in ``tx``."""
     _basis, reason = _restrict_sql(block)
-    tx._conn().execute(
-        "UPDATE mirror SET restricted_at = coalesce(restricted_at, ?), restricted_reason = ?"
-        " WHERE connection = ? AND module = ? AND record_id = ?",
-        (_stamp(now), reason, item.connection, item.module, item.record_id),
-    )
+    tx.mark_restricted(item.connection, item.module, item.record_id, reason, _stamp(now))
 
 
 def apply_part(
@@ -211,14 +207,13 @@ def _recheck(
 ) -> None:
     """Step 4: holds, floors and retention as they are now, not as they were at plan time."""
     rule = retention_of(config).rule_for(policy.connection, policy.module)
-    db = holds._db(store)
     for batch in _pending(store, plan, policy):
         ids = [item.record_id for item in batch]
         blocks = deletion_blocks(store, config, policy.connection, policy.module, ids, now)
         eligible: set[str] = set()
         if rule is not None:
             part = part_queries(rule, [], policy.connection, policy.module, now, ids)[PURGE]
-            eligible = {row[2] for row in db.execute(*part.select())}
+            eligible = {row[2] for row in store.query_mirror(*part.select())}
         with store.transaction() as tx:
             for item in batch:
                 block = blocks.get(item.record_id)
@@ -247,7 +242,6 @@ def verify_copies(
 ) -> int:
     """Step 5: every pending record is in its snapshot, read back with the hash the store
     noted. Returns how many were verified; GuardError (nothing deleted) otherwise."""
-    db = holds._db(store)
     verified = 0
     for batch in _pending(store, plan, policy):
         by_snapshot: dict[str | None, list[PlanItem]] = {}
@@ -260,14 +254,7 @@ def verify_copies(
                     " deleted"
                 )
             ids = [i.record_id for i in items]
-            marks = ", ".join("?" * len(ids))
-            noted = dict(
-                db.execute(
-                    "SELECT record_id, hash FROM snapshot_records WHERE snapshot_id = ?"
-                    f" AND connection = ? AND module = ? AND record_id IN ({marks})",
-                    [snapshot_id, policy.connection, policy.module, *ids],
-                ).fetchall()
-            )
+            noted = store.snapshot_hashes(snapshot_id, policy.connection, policy.module, ids)
             read = {
                 rec.record_id: canonical_record(rec.data)[1]
                 for rec in copies.repo.records(snapshot_id, policy.module, ids)
@@ -327,13 +314,8 @@ def _delete(
             on_batch(policy.policy, len(batch))
 
 
-def _mark_purged(tx: Any, item: PlanItem, now: datetime) -> None:
-    tx._conn().execute(
-        "UPDATE mirror SET status = 'purged', crm_deleted_at = coalesce(crm_deleted_at, ?),"
-        " restricted_at = NULL, restricted_reason = NULL"
-        " WHERE connection = ? AND module = ? AND record_id = ?",
-        (_stamp(now), item.connection, item.module, item.record_id),
-    )
+def _mark_purged(tx: StoreTransaction, item: PlanItem, now: datetime) -> None:
+    tx.mark_purged(item.connection, item.module, item.record_id, _stamp(now))
 
 
 def _rule_basis(config: Config, policy: PlanPolicy) -> str:

@@ -25,6 +25,7 @@ from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
 from crmsync.report.model import ModuleCounts, ModuleQuery, ModuleStatus, ReportScope
 
 if TYPE_CHECKING:
+    from crmsync.compliance.hold_model import Hold
     from crmsync.compliance.report.model import AuditGroup, ErasedRef, RestrictedGroup
     from crmsync.policy.model import Policy
     from crmsync.search.model import MirrorMatches, RecordState, SearchRequest
@@ -134,6 +135,30 @@ class StoreTransaction(ABC):
     @abstractmethod
     def set_item_state(self, item: PlanItem, state: str, *, error: str | None = None) -> None:
         """Move a plan item to ``state`` (the apply engine's per-batch checkpoint)."""
+
+    # -- restriction and purge (crmsync.compliance.purge_apply, erasure_apply)
+    @abstractmethod
+    def mark_restricted(
+        self, connection: str, module: str, record_id: str, reason: str, at: str
+    ) -> None:
+        """Mark a mirrored record restricted (kept, not processed) for ``reason``; a record
+        restricted before keeps its first ``at``."""
+
+    @abstractmethod
+    def mark_purged(self, connection: str, module: str, record_id: str, at: str) -> None:
+        """Mark a mirrored record purged (deleted in the CRM at ``at`` unless noted earlier),
+        no longer restricted."""
+
+    # -- legal holds (crmsync.compliance.holds), audited in the same transaction
+    @abstractmethod
+    def add_hold(self, hold: Hold, records: Sequence[tuple[str, str, str]]) -> None:
+        """Store a new hold and, for a ``records`` hold, the (connection, module, record_id)
+        it names (duplicates ignored)."""
+
+    @abstractmethod
+    def release_hold(self, hold_id: str, *, released_at: str, operator: str, reason: str) -> bool:
+        """Mark a hold released (kept, with who, when and why) unless it already is; returns
+        whether it was released now."""
 
 
 class Store(ABC):
@@ -277,6 +302,56 @@ class Store(ABC):
     ) -> tuple[list[ErasedRef], int]:
         """The first ``limit`` erasure proofs in [since, until) (their record_ref, never an
         id) and how many there are in all."""
+
+    # -- legal holds (crmsync.compliance.holds): few, read whole; their records asked by id
+    @abstractmethod
+    def list_holds(self, *, include_released: bool = False) -> list[Hold]:
+        """Holds (active and expired; released ones too with ``include_released``), oldest
+        first."""
+
+    @abstractmethod
+    def get_hold(self, hold_id: str) -> Hold | None: ...
+
+    @abstractmethod
+    def hold_record_ids(
+        self, hold_id: str, connection: str, module: str, record_ids: Sequence[str]
+    ) -> set[str]:
+        """Those of ``record_ids`` that the ``records`` hold ``hold_id`` names (whether or not
+        the mirror still has them)."""
+
+    @abstractmethod
+    def mirror_ids_where(
+        self,
+        connection: str,
+        module: str,
+        record_ids: Sequence[str],
+        condition: tuple[str, Sequence[Any]],
+    ) -> set[str]:
+        """Those of ``record_ids`` whose mirror row satisfies ``condition``: a compiled SQL
+        expression over the row and its parameters (:func:`crmsync.compliance.holds.held_sql`,
+        as :mod:`crmsync.policy.sql` compiles filters)."""
+
+    # -- retention and purge (crmsync.compliance.purge): compiled queries run as given
+    @abstractmethod
+    def mirror_values(
+        self, connection: str, module: str, record_ids: Sequence[str], expressions: Sequence[str]
+    ) -> dict[str, tuple[Any, ...]]:
+        """record id -> the value of each SQL ``expression`` over its mirror row (compiled
+        from retention rules, e.g. when a statutory floor ends), for those of ``record_ids``
+        the mirror has."""
+
+    @abstractmethod
+    def query_mirror(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a compiled SELECT over the mirror (a purge plan's part, its count: a
+        :class:`crmsync.compliance.purge.PartQuery`), as :meth:`create_plan` runs the
+        planner's queries."""
+
+    @abstractmethod
+    def snapshot_hashes(
+        self, snapshot_id: str, connection: str, module: str, record_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """record id -> the content hash noted for it in snapshot ``snapshot_id``, for those of
+        ``record_ids`` the snapshot holds."""
 
     # -- transactions and the audit log (append-only: there is no update or delete API)
     @abstractmethod

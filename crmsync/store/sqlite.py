@@ -38,7 +38,9 @@ from crmsync.store.base import (
 )
 from crmsync.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from crmsync.store.sqlite_compliance import ComplianceStoreMixin
+from crmsync.store.sqlite_holds import HoldStoreMixin, HoldTransactionMixin
 from crmsync.store.sqlite_plans import PlanStoreMixin, PlanTransactionMixin
+from crmsync.store.sqlite_purge import PurgeStoreMixin, PurgeTransactionMixin
 from crmsync.store.sqlite_report import ReportStoreMixin
 from crmsync.store.sqlite_search import SearchStoreMixin
 
@@ -63,7 +65,9 @@ _AUDIT_INSERT = (
 )
 
 
-class SQLiteTransaction(PlanTransactionMixin, StoreTransaction):
+class SQLiteTransaction(
+    HoldTransactionMixin, PurgeTransactionMixin, PlanTransactionMixin, StoreTransaction
+):
     """The handle :meth:`SQLiteStore.transaction` yields; dead once the block ends."""
 
     def __init__(self, db: sqlite3.Connection):
@@ -117,7 +121,15 @@ def _audit_record(row: Sequence[Any]) -> AuditRecord:
     return AuditRecord(*row)
 
 
-class SQLiteStore(PlanStoreMixin, ReportStoreMixin, SearchStoreMixin, ComplianceStoreMixin, Store):
+class SQLiteStore(
+    PlanStoreMixin,
+    ReportStoreMixin,
+    SearchStoreMixin,
+    ComplianceStoreMixin,
+    HoldStoreMixin,
+    PurgeStoreMixin,
+    Store,
+):
     def __init__(self, path: Path | str):
         self.path = Path(path)
         try:
