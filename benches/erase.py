@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 
 from crmsync.compliance.erasure_match import Matcher, parse_subject
-from crmsync.compliance.erasure_store import db_of, erase_local, find_in_mirror
+from crmsync.compliance.erasure_store import erase_local, find_in_mirror
 from crmsync.sandbox.data import RecordGenerator, split_sizes
 from crmsync.store import open_store
 from crmsync.store.base import canonical_record
@@ -48,7 +48,7 @@ def build(path: Path, n: int) -> None:
     for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
         p.unlink(missing_ok=True)
     store = open_store(tmp)
-    db = db_of(store)
+    db: sqlite3.Connection = store._db  # type: ignore[attr-defined]  # the bench seeds SQLite directly
     db.execute("PRAGMA synchronous = OFF")
     started = time.perf_counter()
     rows = []
@@ -126,7 +126,7 @@ def main() -> None:
         p.unlink(missing_ok=True)
     shutil.copyfile(base, work)
     store = open_store(work)
-    db = db_of(store)
+    db: sqlite3.Connection = store._db  # type: ignore[attr-defined]  # the bench seeds SQLite directly
     email, phone = the_person(db)
     subject = parse_subject([email], [phone], [], region="CN", connections=[CONNECTION])
     matcher = Matcher(subject)

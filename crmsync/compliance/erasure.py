@@ -35,7 +35,6 @@ from crmsync.compliance.erasure_config import erasure_of
 from crmsync.compliance.erasure_match import Matcher, RecordRef, Subject
 from crmsync.compliance.erasure_store import (
     MirrorHit,
-    db_of,
     find_in_mirror,
     find_legacy,
     find_plan_details,
@@ -45,7 +44,7 @@ from crmsync.compliance.erasure_store import (
 from crmsync.compliance.precedence import Facts, decide
 from crmsync.config import Config
 from crmsync.errors import ConfigError, GuardError
-from crmsync.plans.model import PlanInfo, PlanPolicy
+from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
 from crmsync.plans.planner import config_hash, iso, new_plan_id
 from crmsync.store import Store
 
@@ -273,20 +272,16 @@ def make_erasure_plan(
         params["reason"] = reason
     if details:
         params["plan_details"] = [list(d) for d in details]
-    db = db_of(store)
     policies = []
-    with store.transaction():
+    with store.transaction() as tx:
         for (action, conn, module), recs in sorted(parts.items()):
             name = f"{action}:{conn}/{module}"
-            db.executemany(
-                "INSERT INTO plan_items (plan_id, policy, connection, module, record_id,"
-                " planned_modified_at, planned_hash, before_status, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tx.insert_plan_items(
                 [
-                    (plan_id, name, conn, module, r.record_id, r.modified_at, r.content_hash,
-                     r.status, orjson.dumps(r.detail()).decode())
+                    PlanItem(plan_id, name, conn, module, r.record_id, r.modified_at,
+                             r.content_hash, r.status, detail=r.detail())
                     for r in recs
-                ],
+                ]
             )  # fmt: skip
             policies.append(
                 PlanPolicy(
@@ -313,17 +308,13 @@ def make_erasure_plan(
 
 def plan_view(store: Store, plan: PlanInfo) -> dict[str, Any]:
     """The plan as shown (and as --json prints it): parts, and per record where it was found."""
-    db = db_of(store)
     parts = []
     for p in plan.policies:
         records = [
-            {"record_id": rid, "status": status, "state": state, **orjson.loads(detail or "{}")}
-            for rid, status, state, detail in db.execute(
-                "SELECT record_id, before_status, state, detail FROM plan_items"
-                " WHERE plan_id = ? AND policy = ? ORDER BY record_id",
-                (plan.id, p.policy),
-            )
-        ]
+            {"record_id": i.record_id, "status": i.before_status, "state": i.state,
+             **(i.detail or {})}
+            for i in store.all_plan_items(plan.id, p.policy)
+        ]  # fmt: skip
         parts.append(
             {"part": p.policy, "action": p.action, "connection": p.connection,
              "module": p.module, "records": records}

@@ -33,7 +33,7 @@ from typing import Any
 from crmsync.audit.model import AuditEntry
 from crmsync.compliance.blocks import Block, deletion_blocks
 from crmsync.compliance.erasure import KIND
-from crmsync.compliance.erasure_store import db_of, erase_local, scrub
+from crmsync.compliance.erasure_store import erase_local, scrub
 from crmsync.compliance.purge_apply import block_detail, mark_restricted
 from crmsync.config import Config
 from crmsync.connections import open_session
@@ -42,6 +42,7 @@ from crmsync.plans.apply import PlanError, check_plan
 from crmsync.plans.model import DONE, FAILED, PENDING, SENDING, PlanInfo, PlanItem, PlanPolicy
 from crmsync.plugins import PluginRegistry
 from crmsync.store import Store
+from crmsync.store.base import StoreTransaction
 
 DELETED = "deleted"  # item state: gone from the CRM, local copies not yet erased
 RESTRICTED = "restricted"  # item state: an erase item a block stopped at apply time
@@ -256,15 +257,9 @@ def _restrict_items(
 
 
 def _in_crm(store: Store, item: PlanItem) -> bool:
-    row = (
-        db_of(store)
-        .execute(
-            "SELECT crm_deleted_at IS NULL FROM mirror WHERE connection = ? AND module = ?"
-            " AND record_id = ?",
-            (item.connection, item.module, item.record_id),
-        )
-        .fetchone()
-    )
+    row = store.mirror_values(
+        item.connection, item.module, [item.record_id], ["crm_deleted_at IS NULL"]
+    ).get(item.record_id)
     return bool(row and row[0])
 
 
@@ -371,7 +366,7 @@ def _erase_copies(
         result.snapshot_versions += report.blobs_erased
         result.snapshots_rewritten += len(report.snapshots_affected)
 
-    def proofs(tx: Any) -> None:
+    def proofs(tx: StoreTransaction) -> None:
         entries = []
         for item in items:
             planned = item.detail or {}
@@ -389,7 +384,7 @@ def _erase_copies(
             tx.set_item_state(item, DONE)
         sealed = tx.append_audit(entries)
         for record in sealed:  # the proof keeps the ref, not the id
-            tx._conn().execute("UPDATE audit_log SET record_id = NULL WHERE seq = ?", (record.seq,))
+            tx.clear_audit_record_id(record.seq)
         result.erased += len(items)
 
     details = sorted({tuple(d) for p in plan.policies for d in p.params.get("plan_details", [])})

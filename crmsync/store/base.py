@@ -25,6 +25,8 @@ from crmsync.plans.model import PlanInfo, PlanItem, PlanPolicy
 from crmsync.report.model import ModuleCounts, ModuleQuery, ModuleStatus, ReportScope
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from crmsync.compliance.hold_model import Hold
     from crmsync.compliance.report.model import AuditGroup, ErasedRef, RestrictedGroup
     from crmsync.policy.model import Policy
@@ -148,6 +150,17 @@ class StoreTransaction(ABC):
     def mark_purged(self, connection: str, module: str, record_id: str, at: str) -> None:
         """Mark a mirrored record purged (deleted in the CRM at ``at`` unless noted earlier),
         no longer restricted."""
+
+    # -- erasure (crmsync.compliance.erasure, erasure_apply)
+    @abstractmethod
+    def insert_plan_items(self, items: Sequence[PlanItem]) -> None:
+        """Add chosen records to plans being made, each with its detail (an erasure plan's
+        parts, stored together)."""
+
+    @abstractmethod
+    def clear_audit_record_id(self, seq: int) -> None:
+        """Drop the record id of audit entry ``seq``, appended in this transaction: an
+        erasure proof keeps the record_ref, never the id."""
 
     # -- legal holds (crmsync.compliance.holds), audited in the same transaction
     @abstractmethod
@@ -352,6 +365,58 @@ class Store(ABC):
     ) -> dict[str, str]:
         """record id -> the content hash noted for it in snapshot ``snapshot_id``, for those of
         ``record_ids`` the snapshot holds."""
+
+    # -- erasure (crmsync.compliance.erasure_store): find a person's rows, remove every trace
+    @abstractmethod
+    def mirror_candidates(
+        self, candidate: Callable[[bytes], bool], connections: Sequence[str]
+    ) -> list[MirrorRecord]:
+        """Mirror rows of ``connections`` (deleted in the CRM or not) whose stored JSON bytes
+        ``candidate`` accepts: one pass, no row parsed unless it may match."""
+
+    @abstractmethod
+    def legacy_candidates(
+        self, candidate: Callable[[bytes], bool], connections: Sequence[str]
+    ) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """(connection, module, record_id, data) of legacy copies (taken before store version
+        5) of ``connections``' records whose JSON bytes ``candidate`` accepts."""
+
+    @abstractmethod
+    def plan_detail_candidates(
+        self, candidate: Callable[[bytes], bool]
+    ) -> list[tuple[str, str, str, str, str, Any]]:
+        """(plan_id, policy, connection, module, record_id, detail) of plan items whose
+        detail's JSON bytes ``candidate`` accepts."""
+
+    @abstractmethod
+    def legacy_copy_count(self, connection: str, module: str, record_id: str) -> int:
+        """How many distinct legacy copies of the record the store keeps."""
+
+    @abstractmethod
+    def all_plan_items(self, plan_id: str, policy: str) -> list[PlanItem]:
+        """Every item of a plan's part, whatever its state, by record id (a plan shown whole;
+        for small plans such as an erasure's)."""
+
+    @abstractmethod
+    def erase_records(
+        self,
+        refs: Sequence[tuple[str, str, str]],
+        keep_plan: str,
+        details: Sequence[Sequence[str]] = (),
+        finish: Callable[[StoreTransaction], None] | None = None,
+    ) -> dict[str, int]:
+        """In one write transaction, with deleted content overwritten: delete the mirror rows
+        of ``refs`` (and their search index entries), their legacy copies, the details of plan
+        items naming them (except plan ``keep_plan``'s) and of the (plan_id, policy,
+        record_id) ``details``, and the record ids of earlier audit entries about them; then
+        ``finish(tx)`` in the same transaction. Returns rows changed per kind (mirror,
+        plan_details, legacy_copies, audit_redacted). Safe to repeat."""
+
+    @abstractmethod
+    def scrub(self) -> dict[str, int]:
+        """Leave no deleted bytes behind after :meth:`erase_records`: merge the search index,
+        rebuild the database file, checkpoint and truncate its write-ahead log. Returns the
+        checkpoint's figures (busy: 1 when another process's reader kept the log)."""
 
     # -- transactions and the audit log (append-only: there is no update or delete API)
     @abstractmethod

@@ -38,6 +38,7 @@ from crmsync.store.base import (
 )
 from crmsync.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from crmsync.store.sqlite_compliance import ComplianceStoreMixin
+from crmsync.store.sqlite_erasure import ErasureStoreMixin, ErasureTransactionMixin
 from crmsync.store.sqlite_holds import HoldStoreMixin, HoldTransactionMixin
 from crmsync.store.sqlite_plans import PlanStoreMixin, PlanTransactionMixin
 from crmsync.store.sqlite_purge import PurgeStoreMixin, PurgeTransactionMixin
@@ -66,7 +67,11 @@ _AUDIT_INSERT = (
 
 
 class SQLiteTransaction(
-    HoldTransactionMixin, PurgeTransactionMixin, PlanTransactionMixin, StoreTransaction
+    HoldTransactionMixin,
+    PurgeTransactionMixin,
+    ErasureTransactionMixin,
+    PlanTransactionMixin,
+    StoreTransaction,
 ):
     """The handle :meth:`SQLiteStore.transaction` yields; dead once the block ends."""
 
@@ -128,6 +133,7 @@ class SQLiteStore(
     ComplianceStoreMixin,
     HoldStoreMixin,
     PurgeStoreMixin,
+    ErasureStoreMixin,
     Store,
 ):
     def __init__(self, path: Path | str):
