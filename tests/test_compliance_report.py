@@ -5,8 +5,10 @@ erased person's e-mail or phone (or the erased records' ids)."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import pathlib
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +16,7 @@ import pytest
 
 from crmsync.snapshots import crypto
 from crmsync.snapshots import format as fmt
+from crmsync.store.base import Store
 from tests.lifecycle_support import TOKEN, run, write_config
 from tests.test_purge import LOST, POLICIES, SEEDED_VOIDED, age
 
@@ -306,3 +309,29 @@ def test_an_unreadable_snapshot_repository_is_a_finding_not_a_crash(offline):
     assert doc["snapshots"]["available"] is False
     assert codes(doc) == ["snapshots-unreadable"]
     assert "could not be read" in doc["findings"][0]["message"]
+
+
+def test_the_report_reaches_the_store_only_through_its_interface():
+    """As tests/test_store_interface.py checks for crmsync/compliance: no connection, no
+    statement run here, and every store method called is declared by Store."""
+    from tests.test_store_interface import REACHING_IN
+
+    package = pathlib.Path(__file__).resolve().parent.parent / "crmsync/compliance/report"
+    modules = sorted(package.glob("*.py"))
+    reaching = [
+        f"{path.name}:{n}"
+        for path in modules
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if REACHING_IN.search(line)
+    ]
+    calls = {
+        (path.name, node.func.attr)
+        for path in modules
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "store"
+    }
+    assert len(calls) >= 8 and not reaching, reaching
+    assert [c for c in calls if not hasattr(Store, c[1]) or c[1].startswith("_")] == []
