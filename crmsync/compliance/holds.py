@@ -20,14 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crmsync.audit.model import AuditEntry
-from crmsync.compliance.hold_model import KINDS, TAG_KEYS, Hold, stamp
+from crmsync.compliance.hold_model import KINDS, TAG_KEYS, Hold, stamp  # also imported from here
 from crmsync.errors import ConfigError, GuardError
 from crmsync.policy.model import Filter
 from crmsync.policy.sql import compile_filter
 from crmsync.policy.validate import check_policies
 from crmsync.store import Store
-
-__all__ = ["KINDS", "TAG_KEYS", "Hold", "stamp"]  # the model, imported from here too
 
 
 def list_holds(store: Store, *, include_released: bool = False) -> list[Hold]:
