@@ -81,16 +81,20 @@ def _insert(db: sqlite3.Connection, rows: list[tuple[str, ...]]) -> None:
 
 
 def the_person(db: sqlite3.Connection) -> tuple[str, str]:
-    """A real e-mail and a real phone (of two records): what an erasure request names."""
-    email = db.execute(
-        "SELECT json_extract(data, '$.email') FROM mirror WHERE module = 'Contacts'"
-        " AND json_extract(data, '$.email') LIKE '%@%' LIMIT 1 OFFSET 777"
-    ).fetchone()[0]
-    phone = db.execute(
-        "SELECT json_extract(data, '$.phone') FROM mirror WHERE module = 'Leads'"
-        " AND json_extract(data, '$.phone') LIKE '+86%' LIMIT 1 OFFSET 555"
-    ).fetchone()[0]
-    return email, phone
+    """A real e-mail and a real phone (of two records): what an erasure request names. Picked
+    a third of the way into the matching records, so any mirror size has one."""
+
+    def pick(module: str, field: str, like: str) -> str:
+        where = f"FROM mirror WHERE module = '{module}' AND json_extract(data, '$.{field}') LIKE ?"
+        (n,) = db.execute(f"SELECT count(*) {where}", (like,)).fetchone()
+        if n == 0:
+            raise SystemExit(f"no {module} record has a {field} like {like!r}: seed more records")
+        row = db.execute(
+            f"SELECT json_extract(data, '$.{field}') {where} LIMIT 1 OFFSET ?", (like, n // 3)
+        ).fetchone()
+        return row[0]
+
+    return pick("Contacts", "email", "%@%"), pick("Leads", "phone", "+86%")
 
 
 def best(repeat: int, fn) -> tuple[float, object]:
