@@ -29,8 +29,8 @@ class CrmsyncGroup(click.Group):
     LAZY_COMMANDS = {
         "compliance": ("crmsync.compliance.report.cli", "compliance_group"),
         "erase": ("crmsync.compliance.erase_cli", "erase_command"),
-        "new-connector": ("crmsync.scaffold.cli", "new_connector_command"),
         "hold": ("crmsync.compliance.cli", "hold_group"),
+        "new-connector": ("crmsync.scaffold.cli", "new_connector_command"),
         "purge": ("crmsync.compliance.cli", "purge_command"),
         "report": ("crmsync.report.cli", "report_command"),
         "run": ("crmsync.unattended.run_cli", "run_command"),
