@@ -91,6 +91,12 @@ class ApplyResult:
         }
 
 
+def four_eyes(plan: PlanInfo) -> bool:
+    """Plans that delete for good (a purge, an erasure) are approved by someone other than their
+    maker, whatever ``[plans] allow_self_approval`` says: that switch is for reversible changes."""
+    return plan.kind in ("purge", "erasure") or any(p.action == "purge" for p in plan.policies)
+
+
 def check_plan(plan: PlanInfo | None, plan_id: str, config: Config, now: datetime) -> PlanInfo:
     """Refuse what must not be applied: unknown/expired/other-config (2), guards/approval (3)."""
     if plan is None:
@@ -113,6 +119,8 @@ def check_plan(plan: PlanInfo | None, plan_id: str, config: Config, now: datetim
                 "nothing was changed. Narrow the filter or raise max_records/max_percent."
             )
     approvers = {a for a, _ in plan.approvals}
+    if four_eyes(plan):
+        approvers.discard(plan.created_by)
     for policy in plan.policies:
         if policy.require_approval and not approvers and policy.matched:
             raise GuardError(

@@ -11,7 +11,7 @@ import click
 
 from crmsync.audit.model import AuditEntry
 from crmsync.errors import GuardError
-from crmsync.plans.apply import ApplyResult, PlanError, apply_plan
+from crmsync.plans.apply import ApplyResult, PlanError, apply_plan, four_eyes
 from crmsync.plans.model import PlanInfo
 from crmsync.plans.planner import (
     NAME_FIELDS,
@@ -188,6 +188,13 @@ def approve_command(plan_id: str, operator: str | None) -> None:
         plan = store.get_plan(plan_id)
         if plan is None:
             raise PlanError(f"no plan {plan_id!r}", path="PLAN_ID")
+        if approver == plan.created_by and four_eyes(plan):
+            raise GuardError(
+                f"{approver} made {plan.kind} plan {plan_id} and cannot approve it too: a plan "
+                "that deletes for good always needs another operator (`crmsync approve "
+                f"{plan_id} --operator NAME`, run by them; [plans] allow_self_approval does "
+                "not apply)"
+            )
         if approver == plan.created_by and not config.allow_self_approval:
             raise GuardError(
                 f"{approver} made plan {plan_id} and cannot approve it too; another operator "

@@ -1,0 +1,50 @@
+"""What an admin meets using retention, purge and erasure from the README: plans that delete for
+good always need a second person (whatever [plans] allow_self_approval says)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.lifecycle_support import TOKEN, run, write_config
+from tests.test_purge import RETENTION, SEEDED_VOIDED, age, alive
+
+
+@pytest.fixture
+def self_approving(tmp_path, lc_sandbox, monkeypatch):
+    """[plans] allow_self_approval = true, pulled, the sandbox's voided Leads aged past 30d."""
+    monkeypatch.setenv("LC_TOKEN", TOKEN)
+    path = write_config(tmp_path, lc_sandbox.api_url, policies=[], allow_self_approval=True)
+    path.write_text(path.read_text() + RETENTION)
+    assert run(path, "pull").exit_code == 0
+    age(path, days=31)
+    return path
+
+
+def test_allow_self_approval_does_not_let_the_maker_approve_a_purge(self_approving, lc_sandbox):
+    made = run(self_approving, "purge", "--json", "--operator", "alice")
+    plan = json.loads(made.stdout)["plan"]
+    own = run(self_approving, "approve", plan, "--operator", "alice")
+    assert own.exit_code == 3
+    assert "always needs another operator" in own.stderr
+    refused = run(self_approving, "apply", plan, "--operator", "alice")
+    assert refused.exit_code == 3 and "requires approval" in refused.stderr
+    assert alive(lc_sandbox, SEEDED_VOIDED) == set(SEEDED_VOIDED)
+    assert run(self_approving, "approve", plan, "--operator", "bob").exit_code == 0
+    assert run(self_approving, "apply", plan, "--operator", "alice").exit_code == 0
+    assert alive(lc_sandbox, SEEDED_VOIDED) == set()
+
+
+def test_allow_self_approval_does_not_let_the_maker_approve_an_erasure(self_approving, lc_sandbox):
+    rid = SEEDED_VOIDED[0]
+    made = run(
+        self_approving, "erase", "--record", f"sandbox:Leads:{rid}", "--basis", "GDPR-17-1-b",
+        "--no-pull", "--json", "--operator", "alice",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    plan = json.loads(made.stdout)["id"]
+    assert run(self_approving, "approve", plan, "--operator", "alice").exit_code == 3
+    refused = run(self_approving, "erase", "--apply", plan, "--operator", "alice")
+    assert refused.exit_code == 3 and "requires approval" in refused.stderr
+    assert alive(lc_sandbox, [rid]) == {rid}
