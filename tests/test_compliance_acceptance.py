@@ -1,5 +1,6 @@
 """What an admin meets using retention, purge and erasure from the README: plans that delete for
-good always need a second person (whatever [plans] allow_self_approval says)."""
+good always need a second person (whatever [plans] allow_self_approval says), and bad arguments
+to `crmsync purge` exit 2 naming what was wrong."""
 
 from __future__ import annotations
 
@@ -48,3 +49,17 @@ def test_allow_self_approval_does_not_let_the_maker_approve_an_erasure(self_appr
     refused = run(self_approving, "erase", "--apply", plan, "--operator", "alice")
     assert refused.exit_code == 3 and "requires approval" in refused.stderr
     assert alive(lc_sandbox, [rid]) == {rid}
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--record", "nope:Leads:1"], "no connection named 'nope'"),
+        (["--module", "leads", "--dry-run"], "the mirror holds no module 'leads'"),
+    ],
+)
+def test_bad_purge_arguments_exit_2_naming_them(self_approving, args, phrase):
+    result = run(self_approving, "purge", "--operator", "alice", *args)
+    assert result.exit_code == 2, result.stderr
+    assert phrase in result.stderr
+    assert json.loads(run(self_approving, "plans", "--json").stdout) == []

@@ -70,6 +70,8 @@ def purge_command(
         raise click.UsageError("give --record or --connection/--module, not both")
     if connection:
         config.connection(connection)
+    for c, _m, _r in refs:
+        config.connection(c)  # exit 2 on an unknown connection, as `hold add --record`
     with app.store() as store:
         result = make_purge_plan(
             config,

@@ -350,6 +350,10 @@ def _targets(
     return out
 
 
+def _mirrored(store: Store, connection: str | None, module: str) -> bool:
+    return any(c.module == module for c in store.module_counts(connection))
+
+
 def make_purge_plan(
     config: Config,
     store: Store,
@@ -388,6 +392,13 @@ def make_purge_plan(
             queries.append((part_name(PURGE, c, m), PURGE, c, m, rule, part))
     else:
         targets = _targets(retention, store, connection, module)
+        if not targets and module is not None and not _mirrored(store, connection, module):
+            raise ConfigError(
+                f"the mirror holds no module {module!r}"
+                + (f" of connection {connection!r}" if connection else "")
+                + " (`crmsync status` lists the modules; names are case-sensitive)",
+                path="--module",
+            )
         if not targets:
             where = "/".join(x for x in (connection, module) if x) or "any mirrored module"
             raise ConfigError(
