@@ -58,6 +58,9 @@ def config_with(registry, tmp_path, retention: str):
         ('[retention]\nsnapshots_max_age = 30\n', "retention.snapshots_max_age", "string"),
         ('[[retention.rules]]\nconnection = "sales"\npurge_voided_after = "1d"\n'
          'keep_from = "birth"\n', "retention.rules[0].keep_from", "created"),
+        ('[[retention.rules]]\nconnection = "sales"\npurge_voided_after = "1d"\n'
+         'purge_basis = "GDPR 17"\n', "retention.rules[0].purge_basis",
+         "'GDPR 17' is not a legal-basis code"),
     ],
 )  # fmt: skip
 def test_bad_retention_config_names_the_key(registry, tmp_path, table, path, phrase):

@@ -130,6 +130,12 @@ def check_retention(
         if errors[0].validator == "pattern" and errors[0].validator_value == DURATION_PATTERN:
             got = errors[0].instance
             message = f"expected a duration such as '180d' (units s, m, h, d, w, y), got {got!r}"
+        elif errors[0].validator == "pattern" and errors[0].validator_value == _BASIS["pattern"]:
+            got = errors[0].instance
+            message = (
+                f"{got!r} is not a legal-basis code: letters, digits and - _ . only, no spaces"
+                " (e.g. 'HGB-257', 'PIPL-47-1-2')"
+            )
         raise ConfigError(message, path=path, source=source)
     rules = []
     seen: dict[tuple[str, str | None], int] = {}
