@@ -49,6 +49,11 @@ def test_allow_self_approval_does_not_let_the_maker_approve_an_erasure(self_appr
     refused = run(self_approving, "erase", "--apply", plan, "--operator", "alice")
     assert refused.exit_code == 3 and "requires approval" in refused.stderr
     assert alive(lc_sandbox, [rid]) == {rid}
+    assert run(self_approving, "approve", plan, "--operator", "bob").exit_code == 0
+    done = run(self_approving, "erase", "--apply", plan, "--operator", "alice")
+    assert done.exit_code == 0, done.stderr
+    assert f"erasure plan {plan}: 1 record erased, 0 restricted, 0 failed (applied);" in done.stdout
+    assert alive(lc_sandbox, [rid]) == set()
 
 
 @pytest.mark.parametrize(

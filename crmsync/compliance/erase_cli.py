@@ -173,9 +173,10 @@ def _apply(app: object, plan_id: str, who: str, as_json: bool) -> None:
         print_json(result.as_dict())
     else:
         click.echo(
-            f"erasure plan {plan_id}: {result.erased} records erased, {result.restricted}"
-            f" restricted, {result.failed} failed ({result.status}); {result.snapshot_versions}"
-            f" snapshot versions erased from {result.snapshots_rewritten} snapshots"
+            f"erasure plan {plan_id}: {_n(result.erased, 'record')} erased,"
+            f" {result.restricted} restricted, {result.failed} failed ({result.status});"
+            f" {_n(result.snapshot_versions, 'snapshot version')} erased from"
+            f" {_n(result.snapshots_rewritten, 'snapshot')}"
         )
     if result.wal_busy:
         click.echo(
