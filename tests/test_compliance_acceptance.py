@@ -1,6 +1,6 @@
 """What an admin meets using retention, purge and erasure from the README: plans that delete for
 good always need a second person (whatever [plans] allow_self_approval says), and bad arguments
-to `crmsync purge` exit 2 naming what was wrong."""
+to `crmsync purge` and `crmsync erase` exit 2 naming what was wrong."""
 
 from __future__ import annotations
 
@@ -67,4 +67,14 @@ def test_bad_purge_arguments_exit_2_naming_them(self_approving, args, phrase):
     result = run(self_approving, "purge", "--operator", "alice", *args)
     assert result.exit_code == 2, result.stderr
     assert phrase in result.stderr
+    assert json.loads(run(self_approving, "plans", "--json").stdout) == []
+
+
+def test_erase_max_above_the_configured_limit_exits_2_instead_of_being_capped(self_approving):
+    result = run(
+        self_approving, "erase", "--record", f"sandbox:Leads:{SEEDED_VOIDED[0]}",
+        "--basis", "GDPR-17-1-b", "--no-pull", "--max", "21",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    assert "--max 21 is above [erasure] max_records (20)" in result.stderr
     assert json.loads(run(self_approving, "plans", "--json").stdout) == []

@@ -225,7 +225,14 @@ def limit_for(config: Config, requested: int | None) -> int:
         return configured
     if requested < 1:
         raise ConfigError("--max must be at least 1", path="--max")
-    return min(requested, configured)
+    if requested > configured:
+        # Said, not silently capped: the admin would otherwise believe the larger limit holds.
+        raise ConfigError(
+            f"--max {requested} is above [erasure] max_records ({configured}); --max may only"
+            " lower it: raise max_records in the config for a larger request",
+            path="--max",
+        )
+    return requested
 
 
 def check_found(found: Sequence[Found], limit: int) -> None:
