@@ -78,3 +78,10 @@ def test_erase_max_above_the_configured_limit_exits_2_instead_of_being_capped(se
     assert result.exit_code == 2, result.stderr
     assert "--max 21 is above [erasure] max_records (20)" in result.stderr
     assert json.loads(run(self_approving, "plans", "--json").stdout) == []
+
+
+def test_hold_list_json_gives_no_record_count_for_holds_that_name_no_records(self_approving):
+    run(self_approving, "hold", "add", "--tag", "VIP", "--reason", "case 9")
+    run(self_approving, "hold", "add", "--record", "sandbox:Leads:1", "--reason", "case 10")
+    listed = json.loads(run(self_approving, "hold", "list", "--json").stdout)
+    assert [(h["kind"], h["records"]) for h in listed] == [("tag", None), ("records", 1)]

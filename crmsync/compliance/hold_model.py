@@ -58,7 +58,9 @@ class Hold:
             "connection": self.connection,
             "module": self.module,
             "spec": dict(self.spec),
-            "records": self.records,
+            # Only a `records` hold names records; 0 on a tag/filter/module hold would read as
+            # "covers none" (`crmsync compliance report` counts what each covers now).
+            "records": self.records if self.kind == "records" else None,
             "reason": self.reason,
             "created_by": self.created_by,
             "created_at": self.created_at,
