@@ -85,3 +85,23 @@ def test_hold_list_json_gives_no_record_count_for_holds_that_name_no_records(sel
     run(self_approving, "hold", "add", "--record", "sandbox:Leads:1", "--reason", "case 10")
     listed = json.loads(run(self_approving, "hold", "list", "--json").stdout)
     assert [(h["kind"], h["records"]) for h in listed] == [("tag", None), ("records", 1)]
+
+
+def test_a_retention_rule_for_a_module_the_mirror_lacks_stops_purge_naming_it(
+    self_approving, lc_sandbox
+):
+    # A typo: without the check, the connection-wide rule would purge Leads past 30d, ignoring
+    # the 10-year floor meant for them.
+    text = self_approving.read_text().replace(
+        'module = "Leads"\npurge_voided_after', "purge_voided_after"
+    )
+    self_approving.write_text(
+        text + '\n[[retention.rules]]\nconnection = "sandbox"\nmodule = "leads"\n'
+        'purge_voided_after = "30d"\nkeep_at_least = "10y"\nkeep_basis = "HGB-257"\n'
+    )
+    result = run(self_approving, "purge", "--dry-run")
+    assert result.exit_code == 2, result.stderr
+    assert (
+        "retention.rules[1].module: the mirror of sandbox holds no module 'leads'" in result.stderr
+    )
+    assert alive(lc_sandbox, SEEDED_VOIDED) == set(SEEDED_VOIDED)

@@ -44,7 +44,7 @@ from crmsync.plans.model import PLANNED, PlanInfo, PlanPolicy
 from crmsync.plans.planner import config_hash, iso, new_plan_id
 from crmsync.policy.model import Policy, parse_duration
 from crmsync.policy.sql import compile_policy
-from crmsync.store import Store
+from crmsync.store import ModuleCount, Store
 
 PURGE, RESTRICT, VOID = "purge", "restrict", "void"
 COMPLIANCE_ACTIONS = (PURGE, RESTRICT)  # carried out by crmsync.compliance.purge_apply
@@ -338,10 +338,15 @@ class PurgePlan:
 
 
 def _targets(
-    retention: RetentionConfig, store: Store, connection: str | None, module: str | None
+    retention: RetentionConfig,
+    mirrored: Sequence[ModuleCount],
+    connection: str | None,
+    module: str | None,
 ) -> list[tuple[str, str, RetentionRule]]:
     out = []
-    for counted in store.module_counts(connection):
+    for counted in mirrored:
+        if connection is not None and counted.connection != connection:
+            continue
         if module is not None and counted.module != module:
             continue
         rule = retention.rule_for(counted.connection, counted.module)
@@ -350,8 +355,24 @@ def _targets(
     return out
 
 
-def _mirrored(store: Store, connection: str | None, module: str) -> bool:
-    return any(c.module == module for c in store.module_counts(connection))
+def _mirrored(mirrored: Sequence[ModuleCount], connection: str | None, module: str) -> bool:
+    return any(c.module == module and connection in (None, c.connection) for c in mirrored)
+
+
+def check_rule_modules(retention: RetentionConfig, mirrored: Sequence[ModuleCount]) -> None:
+    """A rule naming a module its connection's mirror does not hold is a typo (exit 2): left
+    alone, the connection-wide rule would purge that module without the floor meant for it."""
+    held: dict[str, list[str]] = {}
+    for counted in mirrored:
+        held.setdefault(counted.connection, []).append(counted.module)
+    for i, rule in enumerate(retention.rules):
+        modules = held.get(rule.connection)
+        if rule.module is not None and modules and rule.module not in modules:
+            raise ConfigError(
+                f"the mirror of {rule.connection} holds no module {rule.module!r} (it holds"
+                f" {', '.join(sorted(modules))}; names are case-sensitive)",
+                path=f"retention.rules[{i}].module",
+            )
 
 
 def make_purge_plan(
@@ -372,6 +393,8 @@ def make_purge_plan(
     always complete)."""
     now = now or datetime.now(UTC)
     retention = retention_of(config)
+    mirrored = store.module_counts()
+    check_rule_modules(retention, mirrored)
     if records:
         refused = check_named(config, store, records, now)
         if refused:
@@ -391,8 +414,8 @@ def make_purge_plan(
             part = part_queries(rule, active, c, m, now, ids)[PURGE]
             queries.append((part_name(PURGE, c, m), PURGE, c, m, rule, part))
     else:
-        targets = _targets(retention, store, connection, module)
-        if not targets and module is not None and not _mirrored(store, connection, module):
+        targets = _targets(retention, mirrored, connection, module)
+        if not targets and module is not None and not _mirrored(mirrored, connection, module):
             raise ConfigError(
                 f"the mirror holds no module {module!r}"
                 + (f" of connection {connection!r}" if connection else "")
