@@ -9,14 +9,14 @@ import json
 import pytest
 
 from tests.lifecycle_support import TOKEN, run, write_config
-from tests.test_purge import RETENTION, SEEDED_VOIDED, age, alive
+from tests.test_purge import POLICIES, RETENTION, SEEDED_VOIDED, age, alive
 
 
 @pytest.fixture
 def self_approving(tmp_path, lc_sandbox, monkeypatch):
     """[plans] allow_self_approval = true, pulled, the sandbox's voided Leads aged past 30d."""
     monkeypatch.setenv("LC_TOKEN", TOKEN)
-    path = write_config(tmp_path, lc_sandbox.api_url, policies=[], allow_self_approval=True)
+    path = write_config(tmp_path, lc_sandbox.api_url, policies=POLICIES, allow_self_approval=True)
     path.write_text(path.read_text() + RETENTION)
     assert run(path, "pull").exit_code == 0
     age(path, days=31)
@@ -104,4 +104,6 @@ def test_a_retention_rule_for_a_module_the_mirror_lacks_stops_purge_naming_it(
     assert (
         "retention.rules[1].module: the mirror of sandbox holds no module 'leads'" in result.stderr
     )
+    planned = run(self_approving, "plan", "--policy", "purge-voided-leads")  # action = "purge"
+    assert planned.exit_code == 2 and "retention.rules[1].module" in planned.stderr
     assert alive(lc_sandbox, SEEDED_VOIDED) == set(SEEDED_VOIDED)

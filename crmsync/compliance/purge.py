@@ -203,6 +203,7 @@ def policy_item_query(
 ) -> tuple[str, list[Any]]:
     """The plan items of a ``purge`` policy: its filter AND retention's purge conditions (the
     planner calls this instead of the generic query)."""
+    check_rule_modules(retention_of(config), store.module_counts(policy.connection))
     rule = retention_of(config).rule_for(policy.connection, policy.module)
     if rule is None or rule.purge_voided_after is None:
         raise ConfigError(
