@@ -103,7 +103,12 @@ def test_schema_7_store_migrates_with_the_clock_from_the_audit_log(tmp_path):
             ]
         )  # fmt: skip
         voided_at = store.audit_head().time
-        for statement in ("DROP TRIGGER mirror_status_since", "DROP INDEX mirror_restricted",
+        # schema 9's objects, then schema 8's
+        for statement in ("DROP TRIGGER mirror_change_gen", "DROP TRIGGER mirror_delete_unmarks",
+                          "DROP INDEX mirror_changed", "DROP TABLE snapshot_marks",
+                          "DROP TABLE mirror_generation",
+                          "ALTER TABLE mirror DROP COLUMN change_gen",
+                          "DROP TRIGGER mirror_status_since", "DROP INDEX mirror_restricted",
                           "DROP TRIGGER mirror_restriction_lifted",
                           "DROP TABLE legal_holds", "DROP TABLE legal_hold_records",
                           "ALTER TABLE mirror DROP COLUMN status_since",

@@ -42,7 +42,7 @@ from crmsync.snapshots.errors import (
     SnapshotNotFound,
 )
 from crmsync.snapshots.repository import Repository, SnapshotInfo
-from crmsync.snapshots.source import mirror_modules, mirror_texts, mirror_versions
+from crmsync.snapshots.source import mirror_modules, snapshot_mirror
 from crmsync.store.base import Store
 from crmsync.ui import print_json, print_table
 
@@ -240,17 +240,11 @@ def create_command(
         if repo is None:
             repo = _open(create=True)
         for name, mods in chosen:
-            # after a first snapshot most records are unchanged: read hashes, fetch the rest
-            first = repo.latest(name, mods) is None
-            info = repo.create(
-                mirror_versions(store, name, mods, with_text=first),
-                load_texts=mirror_texts(store, name),
-                connection=name,
-                modules=mods,
-                tags=tags,
-                operator=current_operator(),
+            # reads only what changed since the last snapshot when the store can tell
+            info = snapshot_mirror(
+                repo, store, name, mods, tags=tags, operator=current_operator(),
                 reason="crmsync snapshot create",
-            )
+            )  # fmt: skip
             infos.append(info)
             if not as_json:
                 click.echo(

@@ -17,9 +17,10 @@ import numpy as np
 from crmsync.snapshots import format as fmt
 from crmsync.snapshots.catalog import IndexWriter, PackEntry
 from crmsync.snapshots.recordset import LOC_MASK, RecordSet, key_hashes
+from crmsync.snapshots.repository import RecordVersion
 
 if TYPE_CHECKING:
-    from crmsync.snapshots.repository import RecordVersion, Repository
+    from crmsync.snapshots.repository import RecordChange, Repository
 
 # (module, record ids) -> record id -> canonical JSON text, for records given without text
 TextLoader = Callable[[str, list[str]], Mapping[str, str]]
@@ -72,6 +73,40 @@ class SnapshotWriter:
         it = iter(records)
         while batch := list(islice(it, BATCH)):
             self._batch(batch)
+        self.counts["removed"] = int((~self.seen).sum())
+        return self._finish()
+
+    def run_changes(self, changes: Iterable[RecordChange]) -> dict[str, Any]:
+        """The parent's records, updated by ``changes`` only: the records new, changed or gone
+        since the parent (by module, then record id, as the whole stream would give them;
+        rows given that did not change are harmless). The result is the snapshot ``run`` makes
+        of the whole stream, in the time of the changes."""
+        if self.parent is None:
+            raise ValueError("a snapshot of changes needs its parent")
+        self.keep[:] = True
+        it = iter(changes)
+        while batch := list(islice(it, BATCH)):
+            gone = [c for c in batch if c.deleted]
+            if gone:
+                keys = key_hashes([c.module for c in gone], [c.record_id for c in gone])
+                rows = self.parent.find(keys)
+                hit = rows[rows >= 0]
+                if bool(self.seen[hit].any()):
+                    raise ValueError("the same record was given twice to one snapshot")
+                self.seen[hit] = True
+                self.hits += len(hit)
+                self.keep[hit] = False
+                self.counts["removed"] += len(hit)
+            live = [RecordVersion(*c[:4]) for c in batch if not c.deleted]
+            if live:
+                self._batch(live)
+        # the records not given are the parent's, unchanged
+        self.counts["unchanged"] = (
+            len(self.parent) - self.counts["changed"] - self.counts["removed"]
+        )
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
         for buf in self.buffers.values():
             self._flush(buf)
         if self.hits != int(self.seen.sum()):
@@ -86,7 +121,6 @@ class SnapshotWriter:
             name = fmt.INDEX + self.repo.write_object(fmt.INDEX, payload, fmt.KIND_INDEX)[0]
             for entry in self.new_packs:
                 entry.index_name = name
-        self.counts["removed"] = int((~self.seen).sum())
         total = self.counts["added"] + self.counts["changed"] + self.counts["unchanged"]
         summary = {**self.counts, "new_blobs": self.counts["added"] + self.counts["changed"]}
         return {"records": total, "summary": {**summary, "new_bytes": self.new_bytes}}
@@ -169,6 +203,7 @@ class SnapshotWriter:
             assert self.parent.sha is not None
             same = np.all(self.parent.sha[hit] == short[found], axis=1)
             self.keep[hit[same]] = True
+            self.keep[hit[~same]] = False  # run_changes starts from the parent's records
             self.counts["unchanged"] += int(same.sum())
             self.counts["changed"] += int((~same).sum())
             write[np.nonzero(found)[0][same]] = False

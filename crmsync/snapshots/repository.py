@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from crmsync.store.base import canonical_record
 
 if TYPE_CHECKING:
     from crmsync.snapshots.check import VerifyReport
-    from crmsync.snapshots.create import TextLoader
+    from crmsync.snapshots.create import SnapshotWriter, TextLoader
     from crmsync.snapshots.diff import DiffEntry
     from crmsync.snapshots.prune import PruneReport
 
@@ -48,6 +48,17 @@ class RecordVersion(NamedTuple):
     record_id: str
     text: str | None
     blob_id: str
+
+
+class RecordChange(NamedTuple):
+    """A record new, changed or gone (``deleted``) since a snapshot: what
+    :meth:`Repository.create_from_changes` applies to that snapshot's records."""
+
+    module: str
+    record_id: str
+    text: str | None
+    blob_id: str
+    deleted: bool = False
 
 
 def record_version(module: str, record_id: str, data: dict[str, Any]) -> RecordVersion:
@@ -264,14 +275,70 @@ class Repository:
         modules: records of the parent that are not given are not "removed", and ``latest``
         never picks this snapshot as the parent of a whole one.
         """
-        from crmsync.snapshots.create import SnapshotWriter
-
         modules_t = tuple(sorted(set(modules)))
         parent_id = self._parent_for(parent, connection, modules_t)
+        return self._create(
+            lambda w: w.run(records), connection=connection, modules=modules_t, tags=tags,
+            parent_id=parent_id, operator=operator, reason=reason, time=time,
+            selection=selection, load_texts=load_texts,
+        )  # fmt: skip
+
+    def create_from_changes(
+        self,
+        changes: Iterable[RecordChange],
+        *,
+        connection: str,
+        modules: Iterable[str],
+        parent: str,
+        tags: Iterable[str] = (),
+        operator: str,
+        reason: str,
+        time: datetime | None = None,
+        load_texts: TextLoader | None = None,
+    ) -> SnapshotInfo:
+        """A whole snapshot of the records of ``parent`` (a whole snapshot of the same modules)
+        updated by ``changes``: every record new, changed or deleted since it, by module then
+        record id, and perhaps some that did not change. The same snapshot as :meth:`create`
+        given all records, reading only what changed. The caller vouches that the changes are
+        complete (crmsync.snapshots.source.snapshot_mirror checks it against the store)."""
+        modules_t = tuple(sorted(set(modules)))
+        parent_id = self.resolve(parent)
+        header = self.header(parent_id)
+        if tuple(header["modules"]) != modules_t or header.get("scope", "all") != "all":
+            raise SnapshotError(
+                f"snapshot {parent_id} is not a whole snapshot of {', '.join(modules_t)}"
+            )
+        return self._create(
+            lambda w: w.run_changes(changes), connection=connection, modules=modules_t,
+            tags=tags, parent_id=parent_id, operator=operator, reason=reason, time=time,
+            selection=False, load_texts=load_texts,
+        )  # fmt: skip
+
+    def index_names(self) -> list[str]:
+        """The index objects now in the repository (a prune or erasure replaces them all)."""
+        return sorted(self.backend.list(fmt.INDEX))
+
+    def _create(
+        self,
+        feed: Callable[[SnapshotWriter], dict[str, Any]],
+        *,
+        connection: str,
+        modules: tuple[str, ...],
+        tags: Iterable[str],
+        parent_id: str | None,
+        operator: str,
+        reason: str,
+        time: datetime | None,
+        selection: bool,
+        load_texts: TextLoader | None,
+    ) -> SnapshotInfo:
+        from crmsync.snapshots.create import SnapshotWriter
+
+        modules_t = modules
         writer = SnapshotWriter(self, modules_t, parent_id, load_texts)
         try:
             with self.locked(exclusive=False):
-                header = writer.run(records)
+                header = feed(writer)
                 header.update({
                     "format": "crmsync-snapshot", "version": fmt.BASE_VERSION,
                     "time": iso(time), "connection": connection, "modules": list(modules_t),
@@ -534,4 +601,7 @@ def iso(t: datetime | None) -> str:
     return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-__all__ = ["LOC_MASK", "Manifest", "RecordVersion", "Repository", "SnapshotInfo", "record_version"]
+__all__ = [
+    "LOC_MASK", "Manifest", "RecordChange", "RecordVersion", "Repository", "SnapshotInfo",
+    "record_version",
+]  # fmt: skip

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -106,6 +106,36 @@ class ModuleCount:
     module: str
     live: int
     deleted_in_crm: int
+
+
+class ChangePoint(NamedTuple):
+    """Where a snapshot started reading the mirror: rows stamped with generation ``gen`` or
+    later, or inserted with a rowid above ``max_rowid``, changed after it."""
+
+    gen: int
+    max_rowid: int
+
+
+class SnapshotMark(NamedTuple):
+    """The snapshot the mirror's ``modules`` of ``connection`` were last taken into, in the
+    repository with id ``repository`` (its index objects then: ``indexes``), from ``since``."""
+
+    connection: str
+    modules: tuple[str, ...]
+    repository: str
+    snapshot_id: str
+    indexes: tuple[str, ...]
+    since: ChangePoint
+
+
+class MirrorChange(NamedTuple):
+    """A mirror row changed since a :class:`ChangePoint`: its text and hash, or ``deleted``
+    (gone from the CRM; text None)."""
+
+    record_id: str
+    text: str | None
+    content_hash: str
+    deleted: bool
 
 
 class StoreTransaction(ABC):
@@ -244,6 +274,32 @@ class Store(ABC):
             if rec is not None:
                 out[rid] = canonical_record(rec.data)
         return out
+
+    # -- what changed since a snapshot (incremental snapshots; optional: a store without it
+    # returns None from begin_snapshot_changes and every snapshot reads the whole mirror)
+    def begin_snapshot_changes(self) -> ChangePoint | None:
+        """Start a snapshot: the point the next one reads changes from (None: unsupported)."""
+        return None
+
+    def snapshot_mark(
+        self, connection: str, modules: Sequence[str], repository: str
+    ) -> SnapshotMark | None:
+        return None
+
+    def put_snapshot_mark(self, mark: SnapshotMark) -> None:
+        """Note the snapshot just taken (replaces the mark of the same key)."""
+        return None
+
+    def drop_snapshot_marks(self, connection: str | None = None) -> None:
+        """Forget marks: the next snapshots read the whole mirror."""
+        return None
+
+    def iter_changed_record_texts(
+        self, connection: str, module: str, since: ChangePoint, *, batch: int = 1000
+    ) -> Iterator[MirrorChange]:
+        """The rows of ``module`` changed since ``since`` (live or deleted in the CRM), by
+        record id; only called when :meth:`begin_snapshot_changes` returned a point."""
+        raise NotImplementedError
 
     @abstractmethod
     def count(self, connection: str, module: str, *, include_deleted: bool = False) -> int: ...

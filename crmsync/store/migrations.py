@@ -283,6 +283,46 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (connection, module, record_id, hold_id)
     );
     """,
+    # 9: what changed since a snapshot (crmsync.snapshots.source.snapshot_mirror), so an
+    # incremental snapshot reads the changed rows only. mirror_generation.n is bumped when a
+    # snapshot starts; a trigger stamps a row whose content, deletion or key changes with the
+    # current generation (change_gen). Rows inserted since are those with a higher rowid
+    # (the mark keeps max(rowid)), so inserts, a full pull's bulk of them, pay nothing.
+    # snapshot_marks: per (connection, modules, repository) the snapshot the mirror was last
+    # taken into, the generation and max rowid at its start, and the repository's index
+    # objects then (a prune or erasure deletes those: the mark no longer applies). Deleting a
+    # mirror row (erasure) drops the connection's marks: the next snapshot reads everything.
+    """
+    ALTER TABLE mirror ADD COLUMN change_gen INTEGER;
+    CREATE INDEX mirror_changed ON mirror (connection, module, change_gen)
+    WHERE change_gen IS NOT NULL;
+    CREATE TABLE mirror_generation (n INTEGER NOT NULL);
+    INSERT INTO mirror_generation (n) VALUES (0);
+    CREATE TABLE snapshot_marks (
+        connection  TEXT NOT NULL,
+        modules     TEXT NOT NULL,
+        repository  TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        indexes     TEXT NOT NULL,
+        gen         INTEGER NOT NULL,
+        max_rowid   INTEGER NOT NULL,
+        PRIMARY KEY (connection, modules, repository)
+    );
+
+    CREATE TRIGGER mirror_change_gen
+    AFTER UPDATE OF connection, module, record_id, content_hash, crm_deleted_at ON mirror
+    WHEN OLD.content_hash IS NOT NEW.content_hash OR OLD.crm_deleted_at IS NOT NEW.crm_deleted_at
+      OR OLD.connection IS NOT NEW.connection OR OLD.module IS NOT NEW.module
+      OR OLD.record_id IS NOT NEW.record_id
+    BEGIN
+        UPDATE mirror SET change_gen = (SELECT n FROM mirror_generation) WHERE rowid = NEW.rowid;
+        DELETE FROM snapshot_marks WHERE OLD.connection IS NOT NEW.connection
+          OR OLD.module IS NOT NEW.module OR OLD.record_id IS NOT NEW.record_id;
+    END;
+    CREATE TRIGGER mirror_delete_unmarks AFTER DELETE ON mirror BEGIN
+        DELETE FROM snapshot_marks WHERE connection = OLD.connection;
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

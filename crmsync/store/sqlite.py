@@ -44,6 +44,7 @@ from crmsync.store.sqlite_plans import PlanStoreMixin, PlanTransactionMixin
 from crmsync.store.sqlite_purge import PurgeStoreMixin, PurgeTransactionMixin
 from crmsync.store.sqlite_report import ReportStoreMixin
 from crmsync.store.sqlite_search import SearchStoreMixin
+from crmsync.store.sqlite_snapmarks import SnapshotMarkStoreMixin
 
 
 def utcnow() -> str:
@@ -134,6 +135,7 @@ class SQLiteStore(
     HoldStoreMixin,
     PurgeStoreMixin,
     ErasureStoreMixin,
+    SnapshotMarkStoreMixin,
     Store,
 ):
     def __init__(self, path: Path | str):

@@ -45,7 +45,7 @@ def take_snapshots(
     """One whole snapshot per connection the mirror holds anything of (others are skipped);
     the repository is created on first use."""
     from crmsync.snapshots.configured import open_configured
-    from crmsync.snapshots.source import mirror_modules, mirror_texts, mirror_versions
+    from crmsync.snapshots.source import mirror_modules, snapshot_mirror
 
     repo = None
     infos = []
@@ -54,17 +54,9 @@ def take_snapshots(
         if not modules:
             continue
         repo = repo or open_configured(config.snapshots, create=True)
-        first = repo.latest(name, modules) is None  # later: hashes only, texts of what changed
+        # later snapshots read what changed since the last one (or hashes, texts of changes)
         infos.append(
-            repo.create(
-                mirror_versions(store, name, modules, with_text=first),
-                load_texts=mirror_texts(store, name),
-                connection=name,
-                modules=modules,
-                tags=tags,
-                operator=operator,
-                reason=reason,
-            )
+            snapshot_mirror(repo, store, name, modules, tags=tags, operator=operator, reason=reason)
         )
     return infos
 
