@@ -107,3 +107,21 @@ def test_a_retention_rule_for_a_module_the_mirror_lacks_stops_purge_naming_it(
     planned = run(self_approving, "plan", "--policy", "purge-voided-leads")  # action = "purge"
     assert planned.exit_code == 2 and "retention.rules[1].module" in planned.stderr
     assert alive(lc_sandbox, SEEDED_VOIDED) == set(SEEDED_VOIDED)
+
+
+def test_hold_add_says_how_many_records_it_covers_and_warns_when_none(self_approving):
+    tagged = run(self_approving, "hold", "add", "--tag", "vip", "--reason", "case 9")
+    assert tagged.exit_code == 0 and "it covers " in tagged.stdout
+    assert int(tagged.stdout.split("it covers ")[1].split()[0]) > 0
+    typo = run(
+        self_approving, "hold", "add", "--connection", "sandbox", "--module", "Leads",
+        "--filter", '{"field": "contry", "op": "eq", "value": "DE"}', "--reason", "case 10",
+    )  # fmt: skip
+    assert typo.exit_code == 0
+    assert "warning: it covers no record in the mirror now" in typo.stderr
+
+
+def test_hold_expiring_at_once_exits_2(self_approving):
+    result = run(self_approving, "hold", "add", "--tag", "VIP", "--expires", "0d", "--reason", "x")
+    assert result.exit_code == 2 and "would end the hold at once" in result.stderr
+    assert json.loads(run(self_approving, "hold", "list", "--json").stdout) == []

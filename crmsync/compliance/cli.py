@@ -189,17 +189,32 @@ def hold_add_command(
             expires_at=until,
             now=now,
         )
+        covered = None if kind == "snapshots" else holds.covered_now(store, hold, now)
     if as_json:
         print_json(hold.as_dict())
     else:
         click.echo(f"hold {hold.id}: {hold.scope_text()} ({hold.reason})")
+    if covered:
+        click.echo(f"it covers {covered} record(s) in the mirror now", err=as_json)
+    elif covered is not None:
+        # A typo in a tag, filter field, module or id holds nothing: say so at once.
+        click.echo(
+            "warning: it covers no record in the mirror now; check the tag, filter field,"
+            " module or ids (records pulled later are held all the same)",
+            err=True,
+        )
 
 
 def _duration(text: str) -> timedelta:
     try:
-        return parse_duration(text)
+        length = parse_duration(text)
     except ValueError as exc:
         raise ConfigError(str(exc), path="--expires") from None
+    if length <= timedelta(0):
+        raise ConfigError(
+            f"{text!r} would end the hold at once; give a length such as 365d", path="--expires"
+        )
+    return length
 
 
 def _filter_value(text: str) -> Any:

@@ -260,6 +260,20 @@ def held_ids(
     return out
 
 
+def covered_now(store: Store, hold: Hold, now: datetime) -> int:
+    """How many mirrored records ``hold`` covers at ``now`` (0 for a snapshots hold)."""
+    total = 0
+    if hold.kind == "snapshots":
+        return total
+    for counted in store.module_counts(hold.connection):
+        c, m = counted.connection, counted.module
+        if _applies(hold, c, m):
+            sql, params = held_sql([hold], c, m, now)
+            if sql != "0":
+                total += store.mirror_condition_counts(c, m, [(sql, params)])[0]
+    return total
+
+
 def held_snapshots(store: Store, now: datetime) -> dict[str, Hold]:
     """Snapshot ids (as written in the hold) that an active hold keeps from ``forget``."""
     out: dict[str, Hold] = {}
