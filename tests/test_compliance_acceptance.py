@@ -45,6 +45,8 @@ def test_allow_self_approval_does_not_let_the_maker_approve_an_erasure(self_appr
     )  # fmt: skip
     assert made.exit_code == 0, made.stderr
     plan = json.loads(made.stdout)["id"]
+    shown = run(self_approving, "plans", "show", plan).stdout
+    assert f"Apply with: crmsync erase --apply {plan}" in shown
     assert run(self_approving, "approve", plan, "--operator", "alice").exit_code == 3
     refused = run(self_approving, "erase", "--apply", plan, "--operator", "alice")
     assert refused.exit_code == 3 and "requires approval" in refused.stderr

@@ -57,6 +57,7 @@ def plan_dict(
 ) -> dict:
     return {
         "id": plan.id,
+        "kind": plan.kind,
         "created_at": plan.created_at,
         "created_by": plan.created_by,
         "expires_at": plan.expires_at,
@@ -103,7 +104,9 @@ def render_plan(data: dict) -> None:
         )
         _render_details(p)
     total = sum(p["records"] for p in data["policies"])
-    click.echo(f"\n{total} records would change. Apply with: crmsync apply {data['id']}")
+    # an erasure plan has its own apply (`crmsync apply` refuses it)
+    how = "crmsync erase --apply" if data.get("kind") == "erasure" else "crmsync apply"
+    click.echo(f"\n{total} records would change. Apply with: {how} {data['id']}")
 
 
 def _render_details(p: dict) -> None:
