@@ -80,7 +80,7 @@ class SnapshotWriter:
         """The parent's records, updated by ``changes`` only: the records new, changed or gone
         since the parent (by module, then record id, as the whole stream would give them;
         rows given that did not change are harmless). The result is the snapshot ``run`` makes
-        of the whole stream, in the time of the changes."""
+        of the whole stream; the cost is that of the changes (plus the parent's bitmaps)."""
         if self.parent is None:
             raise ValueError("a snapshot of changes needs its parent")
         self.keep[:] = True
