@@ -127,3 +127,13 @@ def test_hold_expiring_at_once_exits_2(self_approving):
     result = run(self_approving, "hold", "add", "--tag", "VIP", "--expires", "0d", "--reason", "x")
     assert result.exit_code == 2 and "would end the hold at once" in result.stderr
     assert json.loads(run(self_approving, "hold", "list", "--json").stdout) == []
+
+
+def test_hold_add_snapshot_keeps_the_full_id_and_refuses_an_unknown_one(self_approving):
+    created = json.loads(run(self_approving, "snapshot", "create", "--json").stdout)[0]["id"]
+    unknown = run(self_approving, "hold", "add", "--snapshot", "deadbeef", "--reason", "audit")
+    assert unknown.exit_code == 2 and "no snapshot 'deadbeef'" in unknown.stderr
+    held = run(self_approving, "hold", "add", "--snapshot", created[:6], "--reason", "audit")
+    assert held.exit_code == 0 and f"snapshots {created[:8]} (audit)" in held.stdout
+    listed = json.loads(run(self_approving, "hold", "list", "--json").stdout)
+    assert [h["spec"] for h in listed] == [{"snapshots": [created]}]

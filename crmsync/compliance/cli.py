@@ -167,7 +167,7 @@ def hold_add_command(
         holds.parse_filter(node, connection, module)  # exit 2, naming the key
         spec = {"filter": node}
     elif snapshots:
-        kind, spec = "snapshots", {"snapshots": list(snapshots)}
+        kind, spec = "snapshots", {"snapshots": _snapshot_ids(config, snapshots)}
     elif connection:
         kind = "connection"
     else:
@@ -203,6 +203,19 @@ def hold_add_command(
             " module or ids (records pulled later are held all the same)",
             err=True,
         )
+
+
+def _snapshot_ids(config: Any, refs: Sequence[str]) -> list[str]:
+    """Full ids of the named snapshots: a hold on a mistyped id would keep nothing, and a short
+    prefix would keep every snapshot it happens to start (exit 2 naming the id)."""
+    from crmsync.snapshots.configured import open_configured
+    from crmsync.snapshots.errors import SnapshotError
+
+    try:
+        repo = open_configured(config.snapshots)
+        return [repo.resolve(ref) for ref in refs]
+    except SnapshotError as exc:
+        raise ConfigError(f"{exc}; `crmsync snapshot list` shows them", path="--snapshot") from None
 
 
 def _duration(text: str) -> timedelta:

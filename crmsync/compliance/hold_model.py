@@ -48,7 +48,7 @@ class Hold:
         if self.kind == "filter":
             return f"filter {json.dumps(self.spec.get('filter'), ensure_ascii=False)} in {where}"
         if self.kind == "snapshots":
-            return "snapshots " + ", ".join(self.spec.get("snapshots", []))
+            return "snapshots " + ", ".join(s[:8] for s in self.spec.get("snapshots", []))
         return where
 
     def as_dict(self) -> dict[str, Any]:
