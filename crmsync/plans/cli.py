@@ -183,7 +183,9 @@ def plan_command(
 @click.argument("plan_id")
 @click.option("--operator", help="Who approves (default: the OS user).")
 def approve_command(plan_id: str, operator: str | None) -> None:
-    """Approve a plan (required for policies with require_approval)."""
+    """Approve a plan (required for policies with require_approval, and for every erasure plan).
+
+    Not by the plan's maker unless [plans] allow_self_approval; purge and erasure plans never."""
     app = _app()
     config = app.config  # type: ignore[attr-defined]
     approver = current_operator(operator)
