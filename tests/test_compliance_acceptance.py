@@ -137,3 +137,14 @@ def test_hold_add_snapshot_keeps_the_full_id_and_refuses_an_unknown_one(self_app
     assert held.exit_code == 0 and f"snapshots {created[:8]} (audit)" in held.stdout
     listed = json.loads(run(self_approving, "hold", "list", "--json").stdout)
     assert [h["spec"] for h in listed] == [{"snapshots": [created]}]
+
+
+def test_erase_of_a_named_id_crmsync_never_saw_says_to_check_the_id(self_approving):
+    result = run(
+        self_approving, "erase", "--record", "sandbox:Leads:999", "--basis", "GDPR-17-1-b",
+        "--no-pull", "--operator", "alice",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "999  absent  not in the mirror or any snapshot (named by --record; check the id)" in (
+        result.stdout
+    )

@@ -138,7 +138,9 @@ def render(view: dict) -> None:
         where = f"{part['connection']}/{part['module']}"
         click.echo(f"\n  {verb}: {where}, {_n(len(part['records']), 'record')}")
         for r in part["records"]:
-            where = ", ".join(r.get("found", [])) or "nowhere any more"
+            found = ", ".join(r.get("found", []))
+            # a named id crmsync has never seen is most often a typo: say so, not "found in"
+            where = f"found in {found}" if found else "not in the mirror or any snapshot"
             extra = []
             if r.get("versions"):
                 extra.append(f"{_n(r['versions'], 'version')} in {_n(r['snapshots'], 'snapshot')}")
@@ -147,11 +149,11 @@ def render(view: dict) -> None:
             if r.get("kept_by_snapshot_hold"):
                 extra.append(f"{r['kept_by_snapshot_hold']} kept: a held snapshot uses them")
             if r.get("named"):
-                extra.append("named by --record")
+                extra.append("named by --record" + ("" if found else "; check the id"))
             if r.get("current_matches") is False:
                 extra.append("only older versions hold the keys: check it is theirs")
             click.echo(
-                f"    {r['record_id']}  {r['status']}  found in {where}"
+                f"    {r['record_id']}  {r['status']}  {where}"
                 + (f" ({'; '.join(extra)})" if extra else "")
             )
             block = r.get("block")
