@@ -45,17 +45,20 @@ def sandbox_command(
     The first line printed is ``sandbox listening on URL``, so a parent process can read it.
     """
     started = time.perf_counter()
-    crm = SandboxCRM(records=records, seed=seed, token=token, verbose=verbose)
+    stop, serving = threading.Event(), threading.Event()
+    # Installed before the data is generated (seconds for a large sandbox): a SIGTERM then
+    # must stop it cleanly too. Under Docker as PID 1 an unhandled SIGTERM is ignored, and the
+    # container would wait for SIGKILL.
+    previous = _on_signals(stop, serving)
+    crm: SandboxCRM | None = None
     try:
-        crm.set_faults(
-            latency_ms=latency_ms, error_rate=error_rate, rate_limit_every=rate_limit_every
-        )
-    except ValueError as exc:
-        crm.close()
-        raise click.UsageError(str(exc)) from None
-    stop = threading.Event()
-    previous = _on_signals(stop)
-    try:
+        crm = SandboxCRM(records=records, seed=seed, token=token, verbose=verbose)
+        try:
+            crm.set_faults(
+                latency_ms=latency_ms, error_rate=error_rate, rate_limit_every=rate_limit_every
+            )
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
         try:
             url = crm.start(host, port)
         except OSError as exc:
@@ -72,11 +75,16 @@ def sandbox_command(
         sizes = ", ".join(f"{m} {n}" for m, n in crm.sizes.items())
         click.echo(f"{sizes}; ready in {time.perf_counter() - started:.1f}s; Ctrl-C to stop")
         sys.stdout.flush()
+        serving.set()
         while not stop.wait(0.5):  # wake regularly: a signal must never be missed
             pass
+    except _Stopped:
+        pass  # a signal during start-up: stop as cleanly as after it
     finally:
+        serving.set()  # from here a signal only asks to stop; closing must not be interrupted
         _restore_signals(previous)
-        crm.close()
+        if crm is not None:
+            crm.close()
     click.echo("sandbox stopped")
 
 
@@ -88,13 +96,23 @@ def _config_table(api_url: str) -> str:
     return sandbox_connection_toml(api_url)
 
 
-def _on_signals(stop: threading.Event) -> dict[int, object]:
-    """Ctrl-C and SIGTERM stop the server cleanly (exit 0); only possible on the main thread."""
+class _Stopped(Exception):
+    """SIGTERM or Ctrl-C arrived before the sandbox was serving."""
+
+
+def _on_signals(stop: threading.Event, serving: threading.Event) -> dict[int, object]:
+    """Ctrl-C and SIGTERM stop the server cleanly (exit 0); only possible on the main thread.
+
+    Before ``serving`` is set the handler raises :class:`_Stopped`, which abandons the data
+    generation (its storage is freed by SandboxCRM on the way out) instead of finishing it.
+    """
     if threading.current_thread() is not threading.main_thread():
         return {}
 
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
+        if not serving.is_set():
+            raise _Stopped
 
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
