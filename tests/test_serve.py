@@ -333,7 +333,7 @@ def test_metrics_parse_with_prometheus_parser(tmp_path):
     assert ok_at == T0.timestamp()
     assert sample(fams, "crmsync_serve_start_time_seconds") == 1000.0
     assert fams["crmsync_job_runs"].type == "counter"
-    assert sample(fams, "crmsync_plans_awaiting_approval") == 0
+    assert sample(fams, "crmsync_plans_awaiting_approval", kind="policy") == 0
 
 
 def test_store_figures_render():
@@ -343,13 +343,13 @@ def test_store_figures_render():
     figures = StoreFigures(
         records={("s", "Leads", "active"): 5, ("s", "Leads", "archived"): 2},
         deleted={("s", "Leads"): 1},
-        awaiting_approval=3,
+        awaiting_approval={"policy": 3},
     )
     _render_store(out, figures)
     fams = families(out.text())
     assert sample(fams, "crmsync_records", module="Leads", status="archived") == 2
     assert sample(fams, "crmsync_records_deleted_in_crm", connection="s") == 1
-    assert sample(fams, "crmsync_plans_awaiting_approval") == 3
+    assert sample(fams, "crmsync_plans_awaiting_approval", kind="policy") == 3
     out = Exposition()
     _render_store(out, StoreFigures(ok=False, error="x"))
     assert sample(families(out.text()), "crmsync_store_up") == 0
@@ -525,7 +525,7 @@ def test_run_job_leaves_a_plan_awaiting_approval(lc_config, lc_sandbox, tmp_path
     assert result.status == "awaiting_approval" and result.exit_code == 4
     assert len(result.awaiting_plans) == 1
     fams = families(m.render())
-    assert sample(fams, "crmsync_plans_awaiting_approval") == 1
+    assert sample(fams, "crmsync_plans_awaiting_approval", kind="policy") == 1
     assert sample(fams, "crmsync_job_runs_total", job="contacts", outcome="awaiting_approval") == 1
     assert s.unhealthy_jobs() == []  # waiting for a person is not a failure of serve
     assert lc_sandbox.stats()["writes"] == {}

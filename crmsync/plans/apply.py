@@ -118,16 +118,24 @@ def check_plan(plan: PlanInfo | None, plan_id: str, config: Config, now: datetim
                 f"policy {policy.policy!r}: blast radius exceeded ({policy.guard}); "
                 "nothing was changed. Narrow the filter or raise max_records/max_percent."
             )
+    missing = unapproved(plan)
+    if missing:
+        raise GuardError(
+            f"policy {missing[0].policy!r} requires approval: "
+            f"`crmsync approve {plan_id}` by someone other than {plan.created_by}"
+        )
+    return plan
+
+
+def unapproved(plan: PlanInfo) -> list[PlanPolicy]:
+    """The parts of ``plan`` that still need an approval before apply: they require one, have
+    records, and nobody who counts has approved (for :func:`four_eyes` plans not the maker)."""
     approvers = {a for a, _ in plan.approvals}
     if four_eyes(plan):
         approvers.discard(plan.created_by)
-    for policy in plan.policies:
-        if policy.require_approval and not approvers and policy.matched:
-            raise GuardError(
-                f"policy {policy.policy!r} requires approval: "
-                f"`crmsync approve {plan_id}` by someone other than {plan.created_by}"
-            )
-    return plan
+    if approvers:
+        return []
+    return [p for p in plan.policies if p.require_approval and p.matched]
 
 
 def apply_plan(

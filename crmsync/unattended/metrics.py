@@ -38,7 +38,8 @@ class StoreFigures:
     error: str | None = None
     records: dict[tuple[str, str, str], int] = field(default_factory=dict)  # conn, module, status
     deleted: dict[tuple[str, str], int] = field(default_factory=dict)  # conn, module
-    awaiting_approval: int = 0
+    # plan kind -> unexpired plans waiting for a person's approval
+    awaiting_approval: dict[str, int] = field(default_factory=dict)
 
 
 def read_store(store_path: Path, now: datetime | None = None) -> StoreFigures:
@@ -63,20 +64,26 @@ def read_store(store_path: Path, now: datetime | None = None) -> StoreFigures:
     return figures
 
 
-def awaiting_approval(store: Any, now: datetime, limit: int = 500) -> int:
-    """Unexpired plans that hold a policy needing approval and have none yet."""
+# Plan kinds that can wait for an approval, always exported (a 0 series, not an absent one, so
+# an alert on it does not go quiet for lack of data). Restore plans never need an approval.
+APPROVAL_KINDS = ("policy", "purge", "erasure")
+
+
+def awaiting_approval(store: Any, now: datetime, limit: int = 500) -> dict[str, int]:
+    """Unexpired plans, by kind, with a part that needs approval and has none that counts
+    (:func:`~crmsync.plans.apply.unapproved`: a purge or erasure plan's maker does not count).
+    A part over its blast radius is not waiting for a person: no approval lets it apply."""
+    from crmsync.plans.apply import unapproved
     from crmsync.plans.model import PLANNED
 
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return sum(
-        1
-        for plan in store.list_plans(limit=limit)
-        if plan.status == PLANNED
-        and plan.kind == "policy"
-        and plan.expires_at > stamp
-        and not plan.approvals
-        and any(p.require_approval and p.matched and not p.guard for p in plan.policies)
-    )
+    counts = dict.fromkeys(APPROVAL_KINDS, 0)
+    for plan in store.list_plans(limit=limit):
+        if plan.status != PLANNED or plan.expires_at <= stamp:
+            continue
+        if any(not p.guard for p in unapproved(plan)):
+            counts[plan.kind] = counts.get(plan.kind, 0) + 1
+    return counts
 
 
 class Metrics:
@@ -231,8 +238,14 @@ def _render_store(out: Exposition, figures: StoreFigures) -> None:
     out.add(
         "crmsync_plans_awaiting_approval",
         "gauge",
-        "Unexpired plans with a policy that needs approval and has none",
-        [((), figures.awaiting_approval)],
+        "Unexpired plans with a part that needs approval and has none, by plan kind",
+        [
+            ((("kind", kind),), n)
+            for kind, n in {
+                **dict.fromkeys(APPROVAL_KINDS, 0),
+                **figures.awaiting_approval,
+            }.items()
+        ],
     )
 
 
