@@ -34,7 +34,7 @@ from crmsync.audit.model import AuditEntry
 from crmsync.compliance.blocks import Block, deletion_blocks
 from crmsync.compliance.erasure import KIND
 from crmsync.compliance.erasure_store import erase_local, scrub
-from crmsync.compliance.purge_apply import block_detail, mark_restricted
+from crmsync.compliance.purge_apply import block_detail, delete_with_retries, mark_restricted
 from crmsync.config import Config
 from crmsync.connections import open_session
 from crmsync.hookspecs import ConnectorSession, RecordResult, StatusChange
@@ -46,7 +46,6 @@ from crmsync.store.base import StoreTransaction
 
 DELETED = "deleted"  # item state: gone from the CRM, local copies not yet erased
 RESTRICTED = "restricted"  # item state: an erase item a block stopped at apply time
-RETRIES = 2
 
 
 @dataclass
@@ -282,7 +281,7 @@ def _delete_part(
             with store.transaction() as tx:
                 for item in batch:
                     tx.set_item_state(item, SENDING)
-            answers = _delete_with_retries(session, policy.module, [i.record_id for i in batch])
+            answers = delete_with_retries(session, policy.module, [i.record_id for i in batch])
             with store.transaction() as tx:
                 for item in batch:
                     answer = answers.get(item.record_id) or RecordResult(
@@ -317,23 +316,6 @@ def _without_purge(
                 result.failed += 1
             else:
                 tx.set_item_state(item, DELETED)
-
-
-def _delete_with_retries(
-    session: ConnectorSession, module: str, ids: Sequence[str]
-) -> dict[str, RecordResult]:
-    todo = list(ids)
-    final: dict[str, RecordResult] = {}
-    for attempt in range(RETRIES + 1):
-        retry = []
-        for answer in session.delete(module, todo):
-            final[answer.record_id] = answer
-            if not answer.ok and answer.retryable and attempt < RETRIES:
-                retry.append(answer.record_id)
-        todo = retry
-        if not todo:
-            break
-    return final
 
 
 def _erase_copies(

@@ -291,7 +291,9 @@ def _delete(
         with store.transaction() as tx:
             for item in batch:
                 tx.set_item_state(item, SENDING)
-        answers = _delete_with_retries(session, policy.module, [i.record_id for i in batch], result)
+        answers = delete_with_retries(
+            session, policy.module, [i.record_id for i in batch], lambda: _count_call(result)
+        )
         with store.transaction() as tx:
             entries = []
             for item in batch:
@@ -324,13 +326,20 @@ def _rule_basis(config: Config, policy: PlanPolicy) -> str:
     return rule.purge_basis if rule is not None else BASIS_RETENTION
 
 
-def _delete_with_retries(
-    session: ConnectorSession, module: str, ids: Sequence[str], result: ApplyResult
+def delete_with_retries(
+    session: ConnectorSession,
+    module: str,
+    ids: Sequence[str],
+    on_call: Callable[[], None] | None = None,
 ) -> dict[str, RecordResult]:
+    """``session.delete`` of ``ids`` (at most a batch), asking again (at most ``RETRIES`` times)
+    for the records the CRM answered retryable; the last answer per record. ``on_call`` is
+    told of each request (apply counts write calls). Purge and erasure both delete this way."""
     todo = list(ids)
     final: dict[str, RecordResult] = {}
     for attempt in range(RETRIES + 1):
-        result.api_calls += 1
+        if on_call is not None:
+            on_call()
         retry = []
         for answer in session.delete(module, todo):
             final[answer.record_id] = answer
@@ -340,6 +349,10 @@ def _delete_with_retries(
         if not todo:
             break
     return final
+
+
+def _count_call(result: ApplyResult) -> None:
+    result.api_calls += 1
 
 
 def _code(error: str | None) -> str:
