@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from crmsync.audit.model import AuditEntry
 from crmsync.errors import GuardError
-from crmsync.plans.apply import ApplyResult, PlanError, apply_plan, four_eyes
-from crmsync.plans.model import PlanInfo
+from crmsync.plans.apply import ApplyResult, PlanError, apply_plan, four_eyes, unapproved
+from crmsync.plans.model import APPLIED, APPLYING, PENDING, PLANNED, SENDING, PlanInfo
 from crmsync.plans.planner import (
     NAME_FIELDS,
     current_operator,
+    iso,
     make_plan,
     sample_view,
     select_policies,
@@ -54,7 +56,12 @@ def plan_dict(
     plan: PlanInfo,
     samples: dict[str, list[dict]] | None = None,
     extras: dict[str, dict[str, list[dict]]] | None = None,
+    states: dict[str, dict[str, int]] | None = None,
+    now: datetime | None = None,
 ) -> dict:
+    """The plan as shown and as ``--json`` prints it. ``states``: items per state and policy
+    (``Store.plan_item_states``), shown as what was done once apply has started."""
+    waiting = {p.policy for p in unapproved(plan)} if plan.status == PLANNED else set()
     return {
         "id": plan.id,
         "kind": plan.kind,
@@ -62,6 +69,7 @@ def plan_dict(
         "created_by": plan.created_by,
         "expires_at": plan.expires_at,
         "status": plan.status,
+        "expired": plan.status == PLANNED and iso(now or datetime.now(UTC)) >= plan.expires_at,
         "approvals": [{"approver": a, "at": t} for a, t in plan.approvals],
         "policies": [
             {
@@ -76,21 +84,49 @@ def plan_dict(
                 "max_percent": p.max_percent,
                 "guard": "exceeded: " + p.guard if p.guard else "ok",
                 "requires_approval": p.require_approval,
+                "needs_approval": p.policy in waiting,  # required and not given (yet)
                 "samples": (samples or {}).get(p.policy, []),
                 **(extras or {}).get(p.policy, {}),
+                **({"items": states.get(p.policy, {})} if states is not None else {}),
             }
             for p in plan.policies
         ],
     }
 
 
+# Item states in the order they are shown; any other state follows, by name.
+STATE_ORDER = ("done", "failed", "drift", "gone", "held", "restricted", "deleted")
+NOT_YET = (PENDING, SENDING)
+
+
+def _state_text(counts: dict[str, int]) -> str:
+    shown = [s for s in STATE_ORDER if counts.get(s)]
+    shown += sorted(s for s in counts if s not in STATE_ORDER and s not in NOT_YET and counts[s])
+    text = ", ".join(f"{s} {counts[s]}" for s in shown) or "nothing done"
+    left = sum(counts.get(s, 0) for s in NOT_YET)
+    return text + (f"; {left} not yet applied" if left else "")
+
+
 def render_plan(data: dict) -> None:
-    click.echo(f"plan {data['id']} by {data['created_by']} (expires {data['expires_at']})")
+    started = data["status"] in (APPLIED, APPLYING)
+    if data["status"] == APPLIED:
+        state = "applied"
+    elif data["status"] == APPLYING:
+        state = "partly applied"
+    elif data.get("expired"):
+        state = f"expired {data['expires_at']}, not applied"
+    else:
+        state = f"expires {data['expires_at']}"
+    click.echo(f"plan {data['id']} by {data['created_by']} ({state})")
+    if data["approvals"]:
+        click.echo(
+            "approved by " + ", ".join(f"{a['approver']} ({a['at']})" for a in data["approvals"])
+        )
     for p in data["policies"]:
         flags = []
         if p["guard"] != "ok":
             flags.append(f"STOPPED BY GUARD ({p['guard'][10:]})")
-        if p["requires_approval"]:
+        if p.get("needs_approval", p["requires_approval"]) and not started:
             flags.append("needs approval")
         limits = [
             f"{p['max_records']} records" if p["max_records"] else "",
@@ -102,11 +138,23 @@ def render_plan(data: dict) -> None:
             f"{' and '.join(x for x in limits if x) or 'none'})"
             + (f"  [{'; '.join(flags)}]" if flags else "")
         )
+        if started and "items" in p:
+            click.echo(f"      {_state_text(p['items'])}")
         _render_details(p)
     total = sum(p["records"] for p in data["policies"])
     # an erasure plan has its own apply (`crmsync apply` refuses it)
     how = "crmsync erase --apply" if data.get("kind") == "erasure" else "crmsync apply"
-    click.echo(f"\n{total} records would change. Apply with: {how} {data['id']}")
+    if started:
+        counts: dict[str, int] = {}
+        for p in data["policies"]:
+            for s, n in p.get("items", {}).items():
+                counts[s] = counts.get(s, 0) + n
+        tail = f" Finish with: {how} {data['id']}" if data["status"] == APPLYING else ""
+        click.echo(f"\n{state}: {_state_text(counts)}.{tail}")
+    elif data.get("expired"):
+        click.echo(f"\n{total} records would have changed; the plan expired: plan again.")
+    else:
+        click.echo(f"\n{total} records would change. Apply with: {how} {data['id']}")
 
 
 def _render_details(p: dict) -> None:
@@ -432,7 +480,8 @@ def plans_show_command(plan_id: str, as_json: bool) -> None:
             ]
             for p in plan.policies
         }
-        data = plan_dict(plan, samples, plan_extras(store, plan))
+        states = store.plan_item_states(plan.id)
+        data = plan_dict(plan, samples, plan_extras(store, plan), states)
     if as_json:
         print_json(data)
     else:

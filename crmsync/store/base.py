@@ -560,6 +560,10 @@ class Store(ABC):
     ) -> list[tuple[PlanItem, bool]]: ...
 
     @abstractmethod
+    def plan_item_states(self, plan_id: str) -> dict[str, dict[str, int]]:
+        """Per policy (part) of the plan: how many items are in each state."""
+
+    @abstractmethod
     def count_plan_items(self, plan_id: str, *, states: Sequence[str]) -> int: ...
 
     @abstractmethod

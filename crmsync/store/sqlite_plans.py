@@ -313,6 +313,17 @@ class PlanStoreMixin:
         ).fetchall()
         return [(_item(row[:-1]), bool(row[-1])) for row in rows]
 
+    def plan_item_states(self, plan_id: str) -> dict[str, dict[str, int]]:
+        """Per policy (part) of the plan: how many items are in each state."""
+        out: dict[str, dict[str, int]] = {}
+        for policy, state, n in self._db.execute(
+            "SELECT policy, state, count(*) FROM plan_items WHERE plan_id = ?"
+            " GROUP BY policy, state",
+            (plan_id,),
+        ):
+            out.setdefault(policy, {})[state] = n
+        return out
+
     def count_plan_items(self, plan_id: str, *, states: Sequence[str]) -> int:
         marks = ", ".join("?" * len(states))
         return self._db.execute(
