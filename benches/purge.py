@@ -17,6 +17,7 @@ Prints, best of ``--repeat`` runs:
 * **dry run**: ``make_purge_plan(dry_run=True)`` — the purge part (not held, floor passed),
   the restrict part (held or inside the floor) and the void part, each one query, counted in
   Python as the CLI does (20 entries kept per part);
+* **dry run --json**: the same with every record's reason (held ones name their holds);
 * **re-check**: ``deletion_blocks`` for 500 ids (what apply does per batch);
 
 and the ratio dry run / baseline.
@@ -152,6 +153,14 @@ def main() -> None:
                 config, store, operator="bench", dry_run=True, now=NOW, shown=20
             ),
         )
+        # --json: every record with its reason (the held ones name their holds), as a stored
+        # plan computes them
+        dry_all, _ = best(
+            args.repeat,
+            lambda: make_purge_plan(
+                config, store, operator="bench", dry_run=True, now=NOW, shown=None
+            ),
+        )
         step = max(1, args.records // 500)
         ids = [str(i) for i in range(step // 2 + 1, args.records, step)][:500]  # none held by id
         recheck, blocked = best(
@@ -164,6 +173,7 @@ def main() -> None:
         "baseline_s": round(baseline, 3),
         "dry_run_s": round(dry, 3),
         "ratio": round(dry / baseline, 2) if baseline else None,
+        "dry_run_json_s": round(dry_all, 3),
         "recheck_500_s": round(recheck, 4),
         "recheck_blocked": len(blocked),  # type: ignore[arg-type]
     }

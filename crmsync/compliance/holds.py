@@ -229,6 +229,40 @@ def held_sql(
     return "(" + " OR ".join(parts) + ")", params
 
 
+def holding_sql(
+    holds: Sequence[Hold], connection: str, module: str, now: datetime
+) -> tuple[str, list[Any]]:
+    """A SQL expression over a ``mirror`` row: the JSON array (text) of the ids of ``holds``
+    active at ``now`` that cover it (``[]`` for none). Each hold's own test of :func:`held_sql`,
+    so it costs a few times that per row: evaluate it only on rows already known to be held."""
+    selects: list[str] = []
+    params: list[Any] = []
+    record_holds: list[str] = []
+    for hold in holds:
+        if (
+            hold.kind == "snapshots"
+            or not hold.active(now)
+            or not _applies(hold, connection, module)
+        ):
+            continue
+        if hold.kind == "records":
+            record_holds.append(hold.id)
+            continue
+        sql, sub = held_sql([hold], connection, module, now)
+        selects.append(f"SELECT ? AS id WHERE {sql}")  # correlated: the outer mirror row
+        params += [hold.id, *sub]
+    if record_holds:
+        marks = ", ".join("?" * len(record_holds))
+        selects.append(
+            "SELECT r.hold_id AS id FROM legal_hold_records r WHERE r.connection = ?"
+            f" AND r.module = ? AND r.record_id = mirror.record_id AND r.hold_id IN ({marks})"
+        )
+        params += [connection, module, *record_holds]
+    if not selects:
+        return "'[]'", []
+    return f"(SELECT json_group_array(id) FROM ({' UNION ALL '.join(selects)}))", params
+
+
 def held_ids(
     store: Store,
     connection: str,

@@ -21,7 +21,7 @@ are left out, and ``crmsync purge`` is what restricts them. Apply checks all of 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -181,10 +181,14 @@ def part_queries(
     }
     if record_ids is not None:
         return out  # naming records purges exactly them (the rest was refused)
+    # which holds: only for the held rows of this (usually small) part, so the purge part's
+    # query and the count of either are as fast as without it
+    by, by_params = holds.holding_sql(active, connection, module, now)
     out[RESTRICT] = PartQuery(
         f"json_object('since', {since}, 'after', ?, 'blocked',"
-        f" CASE WHEN {c.held[0]} THEN 'hold' ELSE 'statutory' END, 'until', {c.floor_until})",
-        [rule.text("purge_voided_after"), *c.held[1]],
+        f" CASE WHEN {c.held[0]} THEN 'hold' ELSE 'statutory' END, 'until', {c.floor_until},"
+        f" 'holds', json(CASE WHEN {c.held[0]} THEN {by} ELSE '[]' END))",
+        [rule.text("purge_voided_after"), *c.held[1], *c.held[1], *by_params],
         f"{live} AND restricted_at IS NULL AND {c.due[0]} AND {c.blocked[0]}",
         [*live_params, *c.due[1], *c.blocked[1]],
     )
@@ -293,8 +297,14 @@ class Entry:
         }
 
 
-def why(action: str, detail: dict[str, Any], now: datetime) -> str:
-    """A record's reason, from its plan detail: status since, period, how far past."""
+def why(
+    action: str,
+    detail: dict[str, Any],
+    now: datetime,
+    reasons: Mapping[str, str] | None = None,
+) -> str:
+    """A record's reason, from its plan detail: status since, period, how far past; for a
+    held record which hold(s) (``reasons``: hold id -> its reason, to quote)."""
     since = detail.get("since") or ""
     try:
         start = datetime.fromisoformat(since.replace("Z", "+00:00"))
@@ -306,7 +316,14 @@ def why(action: str, detail: dict[str, Any], now: datetime) -> str:
     text = f"voided since {since}, retention {detail.get('after')}"
     if action == RESTRICT:
         if detail.get("blocked") == "hold":
-            return text + ", but under legal hold: restrict"
+            named = sorted(str(h) for h in detail.get("holds") or ())
+            if not named:  # a plan stored before the holds were named
+                return text + ", but under legal hold: restrict"
+            which = ", ".join(
+                f"{h} ({reasons[h]!r})" if reasons and h in reasons else h for h in named
+            )
+            noun = "legal hold" if len(named) == 1 else "legal holds"
+            return text + f", but under {noun} {which}: restrict"
         return text + f", but inside the statutory minimum until {detail.get('until')}: restrict"
     try:
         ends = start + parse_duration(str(detail.get("after"))) if start else None
@@ -432,6 +449,7 @@ def make_purge_plan(
             for action, part in part_queries(rule, active, c, m, now).items():
                 queries.append((part_name(action, c, m), action, c, m, rule, part))
     result = PurgePlan(None)
+    reasons = {h.id: h.reason for h in active}
     for name, action, _c, _m, _rule, part in queries:
         if shown is not None:  # a few, unsorted, and a count: no sort, no detail for the rest
             rows = store.query_mirror(*part.first(shown))
@@ -440,7 +458,7 @@ def make_purge_plan(
             rows = store.query_mirror(*part.select())
             result.counts[name] = len(rows)
         result.entries_by_part[name] = [
-            Entry(action, row[0], row[1], row[2], why(action, json.loads(row[6]), now))
+            Entry(action, row[0], row[1], row[2], why(action, json.loads(row[6]), now, reasons))
             for row in rows
         ]
     if dry_run:
