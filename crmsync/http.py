@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import re
 import threading
@@ -54,6 +55,7 @@ from crmsync.errors import (
     ConnectorError,
     UnreachableError,
 )
+from crmsync.ratelimit import SlidingWindowLimiter
 
 __all__ = [
     "RETRY_STATUSES",
@@ -255,25 +257,19 @@ def parse_retry_after(value: str | None, now: Callable[[], datetime] | None = No
     return max(0.0, (when - current).total_seconds())
 
 
-class _RateLimiter:
-    """At most ``rate`` request starts per second, spaced evenly (simple and predictable)."""
-
-    def __init__(
-        self, rate: float, clock: Callable[[], float], sleep: Callable[[float], None]
-    ) -> None:
-        self.interval = 1.0 / rate
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> None:
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            self._sleep(start - now)
+def _even_spacing(
+    rate: float, clock: Callable[[], float], sleep: Callable[[float], None]
+) -> SlidingWindowLimiter:
+    """``requests_per_second``: a sliding window of one start per ``1/rate`` seconds, i.e. even
+    spacing, for every rate: 0.5 is one call every 2 s, 2.5 one every 0.4 s, and any ``T``
+    seconds hold at most ``ceil(rate * T)`` starts. A window of ``ceil(rate)`` calls a second
+    would allow 1/s at 0.5/s and 3/s at 2.5/s, and bursts a server counting in shorter windows
+    refuses. Connectors that know the vendor's windows name them in a
+    :class:`~crmsync.ratelimit.SlidingWindowLimiter` of their own (time between calls is then
+    not lost)."""
+    if not 0 < rate < math.inf:
+        raise ValueError(f"requests_per_second must be a positive number, got {rate!r}")
+    return SlidingWindowLimiter({"requests_per_second": (1, 1.0 / rate)}, clock=clock, sleep=sleep)
 
 
 class HttpClient:
@@ -312,7 +308,7 @@ class HttpClient:
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._limiter = (
-            _RateLimiter(requests_per_second, clock, sleep) if requests_per_second else None
+            _even_spacing(requests_per_second, clock, sleep) if requests_per_second else None
         )
         self._lock = threading.Lock()
         self.calls = 0
@@ -403,7 +399,7 @@ class HttpClient:
     @contextmanager
     def _slot(self) -> Iterator[None]:
         if self._limiter:
-            self._limiter.wait()
+            self._limiter.wait("requests_per_second")
         with self._slots:
             yield
 

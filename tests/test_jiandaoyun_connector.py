@@ -438,16 +438,18 @@ def test_a_key_echoed_in_an_error_message_is_not_repeated(
 
 
 def test_the_limiter_never_starts_more_than_27_list_calls_in_any_second(clock: FakeClock) -> None:
-    from crmsync_connectors.jiandaoyun.api import EndpointLimiter
+    from crmsync.ratelimit import SlidingWindowLimiter
+    from crmsync_connectors.jiandaoyun.api import rate_windows
 
-    limiter = EndpointLimiter({"data/list": 30, "global": 50}, clock=clock.now, sleep=clock.sleep)
+    windows = rate_windows({"data/list": 30, "global": 50})
+    limiter = SlidingWindowLimiter(windows, clock=clock.now, sleep=clock.sleep)
     starts = []
     for _ in range(100):
-        limiter.wait("data/list")
+        limiter.wait("data/list", "global")
         starts.append(clock.now())
     assert all(starts[i + 27] - starts[i] >= 1.0 for i in range(len(starts) - 27))
     clock.advance(5)  # idle time (the mirror committing) is not lost: the next 27 go at once
     before = clock.now()
     for _ in range(27):
-        limiter.wait("data/list")
+        limiter.wait("data/list", "global")
     assert clock.now() == before

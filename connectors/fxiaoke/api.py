@@ -24,7 +24,7 @@ from typing import Any
 
 from crmsync.errors import AuthError, BadResponseError, ConnectorError
 from crmsync.http import HttpClient, json_body
-from crmsync_connectors.fxiaoke.ratelimit import EndpointLimiter
+from crmsync.ratelimit import SlidingWindowLimiter
 from crmsync_connectors.fxiaoke.settings import FxiaokeSettings, reveal
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,12 @@ class FxiaokeApi:
             sleep=sleep,
             clock=clock,
         )
-        self.limiter = EndpointLimiter(
-            settings.rate_limit_calls, settings.rate_limit_period, clock=clock, sleep=sleep
+        # Fxiaoke limits each interface separately: a window per endpoint path, made on first use
+        # (a sliding window suits a fixed- or sliding-window server: crmsync.ratelimit)
+        self.limiter = SlidingWindowLimiter(
+            default=(max(1, int(settings.rate_limit_calls)), settings.rate_limit_period),
+            clock=clock,
+            sleep=sleep,
         )
         self.calls: dict[str, int] = {"query": 0, "write": 0, "token": 0, "user": 0}
         self.backoffs = 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ import requests
 
 from crmsync.errors import AuthError, BadResponseError, ConnectorError
 from crmsync.http import BearerAuth, HttpClient, json_body
+from crmsync.ratelimit import SlidingWindowLimiter, Window
 from crmsync_connectors.jiandaoyun.settings import JiandaoyunSettings
 
 log = logging.getLogger(__name__)
@@ -55,53 +55,20 @@ class JiandaoyunError(ConnectorError):
 HEADROOM = 0.9
 
 
-class EndpointLimiter:
-    """A sliding one-second window per endpoint and one for all (``limits["global"]``): a call
-    starts only while fewer than ``limit * HEADROOM`` calls started in the last second. Unlike
-    even spacing, time spent between calls (the mirror committing a batch of pages) is not lost:
-    the next calls go at once while the window has room. ``clock`` and ``sleep`` are injectable
-    so tests never wait."""
-
-    def __init__(
-        self,
-        limits: Mapping[str, float],
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        # key -> (calls allowed per window, window seconds); a rate under 1/s: 1 call per 1/rate
-        self.windows: dict[str, tuple[int, float]] = {}
-        for key, rate in limits.items():
-            usable = rate * HEADROOM
-            if usable >= 1:
-                self.windows[key] = (int(usable), 1.0)
-            elif usable > 0:
-                self.windows[key] = (1, 1.0 / usable)
-        self._starts: dict[str, deque[float]] = {k: deque() for k in self.windows}
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    def wait(self, endpoint: str) -> None:
-        keys = [k for k in (endpoint, "global") if k in self.windows]
-        while True:
-            with self._lock:
-                now = self._clock()
-                ready = now
-                for key in keys:
-                    allowed, span = self.windows[key]
-                    starts = self._starts[key]
-                    while starts and now - starts[0] >= span:
-                        starts.popleft()
-                    if len(starts) >= allowed:
-                        ready = max(ready, starts[0] + span)
-                if ready <= now:
-                    for key in keys:
-                        self._starts[key].append(now)
-                    return
-            self.waited += ready - now
-            self._sleep(ready - now)
+def rate_windows(limits: Mapping[str, float]) -> dict[str, Window]:
+    """The limiter's windows for documented rates ``{endpoint or "global": calls per second}``:
+    a sliding one-second window of ``limit * HEADROOM`` calls each (a rate under 1/s: one call
+    per ``1/(rate * HEADROOM)`` seconds). A call counts in its endpoint's window and the global
+    one; unlike even spacing, time spent between calls (the mirror committing a batch of pages)
+    is not lost: the next calls go at once while the window has room."""
+    windows: dict[str, Window] = {}
+    for key, rate in limits.items():
+        usable = rate * HEADROOM
+        if usable >= 1:
+            windows[key] = (int(usable), 1.0)
+        elif usable > 0:
+            windows[key] = (1, 1.0 / usable)
+    return windows
 
 
 class JiandaoyunApi:
@@ -119,7 +86,9 @@ class JiandaoyunApi:
         self.name = name
         self.settings = settings
         self._sleep = sleep
-        self.limiter = EndpointLimiter(settings.rate_limits, clock=clock, sleep=sleep)
+        self.limiter = SlidingWindowLimiter(
+            rate_windows(settings.rate_limits), clock=clock, sleep=sleep
+        )
         self.client = HttpClient(
             settings.base_url,
             auth=BearerAuth(settings.api_key),
@@ -152,7 +121,7 @@ class JiandaoyunApi:
         attempt = 0
         try:
             while True:
-                self.limiter.wait(endpoint)
+                self.limiter.wait(endpoint, "global")  # an unlimited key is skipped
                 context["calls"] = 0
                 response = self.client.request(
                     "POST",
