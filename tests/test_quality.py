@@ -15,3 +15,14 @@ def test_code_is_ruff_clean():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_code_is_ruff_formatted():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "crmsync", "connectors", "tests",
+         "benches"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
