@@ -99,6 +99,13 @@ def record_ref(record_id: str) -> str:
     return hashlib.sha256(record_id.encode("utf-8")).hexdigest()
 
 
+def outcome_code(error: str | None) -> str:
+    """A connector's per-record error as an audit outcome code (``failed:<code>``): its first
+    word, only the characters the outcome grammar allows, at most 40 of them."""
+    text = (error or "ERROR").strip().split()[0]
+    return "".join(ch for ch in text if ch.isalnum() or ch in "_-.")[:40] or "ERROR"
+
+
 def canonical_detail(detail: Mapping[str, Any]) -> str:
     try:
         text = json.dumps(

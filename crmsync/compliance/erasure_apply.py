@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crmsync.audit.model import AuditEntry
+from crmsync.audit.model import AuditEntry, outcome_code
 from crmsync.compliance.blocks import Block, deletion_blocks
 from crmsync.compliance.erasure import KIND
 from crmsync.compliance.erasure_store import erase_local, scrub
@@ -69,11 +69,6 @@ class ErasureResult:
 
 def _stamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _code(error: str | None) -> str:
-    text = (error or "ERROR").strip().split()[0]
-    return "".join(ch for ch in text if ch.isalnum() or ch in "_-.")[:40] or "ERROR"
 
 
 def _gone(answer: RecordResult) -> bool:
@@ -245,7 +240,7 @@ def _restrict_items(
                 tx.set_status(item.connection, item.module, item.record_id, "voided")
                 after = "voided"
             elif answer is not None:
-                detail["void"] = f"failed:{_code(answer.error)}"
+                detail["void"] = f"failed:{outcome_code(answer.error)}"
             elif not can_void and item in to_void:
                 detail["void"] = "unsupported"  # the module has no void operation
             mark_restricted(tx, item, block, now)
@@ -291,7 +286,7 @@ def _delete_part(
                         tx.set_item_state(item, DELETED)
                         result.crm_deleted += int(answer.ok)
                     else:
-                        code = _code(answer.error)
+                        code = outcome_code(answer.error)
                         tx.set_item_state(item, FAILED, error=code)
                         tx.append_audit([audit.entry(item, "erase", item.before_status,
                                                      f"failed:{code}")])  # fmt: skip

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from crmsync.audit.model import AuditEntry
+from crmsync.audit.model import AuditEntry, outcome_code
 from crmsync.compliance.blocks import Block, deletion_blocks
 from crmsync.compliance.precedence import BASIS_HOLD, BASIS_RETENTION, BASIS_STATUTORY
 from crmsync.compliance.purge import PURGE, RESTRICT, part_queries, require_repository
@@ -300,7 +300,7 @@ def _delete(
                 answer = answers.get(item.record_id) or RecordResult(
                     item.record_id, False, "NO_RESULT"
                 )
-                code = _code(answer.error) if not answer.ok else None
+                code = outcome_code(answer.error) if not answer.ok else None
                 if answer.ok or code == "NOT_FOUND":  # gone either way
                     _mark_purged(tx, item, now)
                     tx.set_item_state(item, DONE)
@@ -353,11 +353,6 @@ def delete_with_retries(
 
 def _count_call(result: ApplyResult) -> None:
     result.api_calls += 1
-
-
-def _code(error: str | None) -> str:
-    text = (error or "ERROR").strip().split()[0]
-    return "".join(ch for ch in text if ch.isalnum() or ch in "_-.")[:40] or "ERROR"
 
 
 def _restrict(

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from crmsync.audit.model import AuditEntry
+from crmsync.audit.model import AuditEntry, outcome_code
 from crmsync.compliance.purge import COMPLIANCE_ACTIONS
 from crmsync.compliance.purge_apply import apply_part
 from crmsync.config import Config
@@ -304,7 +304,7 @@ def _apply_module(
                         entries.append(audit.entry(item, after, "ok"))
                         result.add(policy.policy, DONE)
                     else:
-                        code = _code(outcome.error)
+                        code = outcome_code(outcome.error)
                         tx.set_item_state(item, FAILED, error=code)
                         entries.append(audit.entry(item, item.before_status, f"failed:{code}"))
                         result.add(policy.policy, FAILED)
@@ -389,12 +389,6 @@ def _normalised_time(value: str | None) -> str | None:
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     form = "%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ"
     return moment.strftime(form)
-
-
-def _code(error: str | None) -> str:
-    """An audit outcome code: short, no spaces (the audit log's outcome grammar)."""
-    text = (error or "ERROR").strip().split()[0]
-    return "".join(ch for ch in text if ch.isalnum() or ch in "_-.")[:40] or "ERROR"
 
 
 class _Auditor:
