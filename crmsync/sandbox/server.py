@@ -13,7 +13,6 @@ import binascii
 import json
 import random
 import sys
-import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -27,7 +26,7 @@ from crmsync.sandbox.clock import SandboxClock
 from crmsync.sandbox.data import MODULE_FIELDS, MODULES, STATUSES, RecordGenerator, split_sizes
 from crmsync.sandbox.faults import FAULT_KEYS, Faults
 from crmsync.sandbox.store import RecordStore, encode
-from crmsync.testing.local_server import LocalHandler, LocalHTTPServer
+from crmsync.testing.local_server import LocalHandler, LocalHTTPServer, RequestStats
 
 API_PREFIX = "/api/v1/"
 MAX_PAGE_SIZE = 1000
@@ -54,70 +53,20 @@ class ApiError(Exception):
 # --------------------------------------------------------------------------- stats
 
 
-class Stats:
-    """What clients did to the sandbox: the evidence tests assert on. Thread-safe."""
+class Stats(RequestStats):
+    """What clients did to the sandbox (:class:`~crmsync.testing.local_server.RequestStats`),
+    plus the faults it injected."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests = 0
-            self.by_route: Counter[str] = Counter()
-            self.by_status: Counter[str] = Counter()
-            self.writes: Counter[str] = Counter()
-            self.in_flight = 0
-            self.max_in_flight = 0
-            self.max_batch = 0
-            self.records_served = 0
-            self.faults: Counter[str] = Counter()
-
-    def enter(self, route: str) -> None:
-        with self._lock:
-            self.requests += 1
-            self.by_route[route] += 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-
-    def leave(self, status: int | str) -> None:
-        with self._lock:
-            self.in_flight -= 1
-            self.by_status[str(status)] += 1
-
-    def wrote(self, module: str, record_id: str) -> None:
-        with self._lock:
-            self.writes[f"{module}/{record_id}"] += 1
+    def _clear(self) -> None:
+        super()._clear()
+        self.faults: Counter[str] = Counter()
 
     def fault(self, *kinds: str) -> None:
         with self._lock:
             self.faults.update(kinds)
 
-    def batch(self, size: int) -> None:
-        with self._lock:
-            self.max_batch = max(self.max_batch, size)
-
-    def served(self, records: int) -> None:
-        with self._lock:
-            self.records_served += records
-
-    def write_count(self, module: str, record_id: str) -> int:
-        with self._lock:
-            return self.writes.get(f"{module}/{record_id}", 0)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "requests": self.requests,
-                "by_route": dict(self.by_route),
-                "by_status": dict(self.by_status),
-                "writes": dict(self.writes),
-                "in_flight": self.in_flight,
-                "max_in_flight": self.max_in_flight,
-                "max_batch": self.max_batch,
-                "records_served": self.records_served,
-                "faults": dict(self.faults),
-            }
+    def _snapshot(self) -> dict[str, Any]:
+        return {**super()._snapshot(), "faults": dict(self.faults)}
 
 
 # --------------------------------------------------------------------------- the CRM

@@ -13,6 +13,7 @@ import socket
 import socketserver
 import sys
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -160,3 +161,89 @@ class LocalHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if self._verbose():
             super().log_message(format, *args)
+
+
+class RequestStats:
+    """What clients did to a fake server, thread-safe: the evidence tests assert on (the
+    contract harness reads ``max_in_flight``, ``max_batch`` and per-record ``write_count``).
+
+    A fake calls :meth:`enter` when a request arrives and :meth:`leave` with its status when it
+    is answered. Requests of a kind in ``untracked_kinds`` (a token endpoint) are counted but
+    not as API calls in flight. Subclass to count more: extend :meth:`_clear` and
+    :meth:`snapshot`, and take ``self._lock`` around your own counters.
+    """
+
+    untracked_kinds: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
+        """Zero every counter (called with the lock held)."""
+        self.requests = 0
+        self.by_route: Counter[str] = Counter()
+        self.by_kind: Counter[str] = Counter()
+        self.by_status: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.max_batch = 0
+        self.records_served = 0
+
+    def enter(self, route: str, kind: str = "api") -> int:
+        """Count a request; returns the API calls in flight, this one included (0 for an
+        untracked kind)."""
+        with self._lock:
+            self.requests += 1
+            self.by_route[route] += 1
+            self.by_kind[kind] += 1
+            if kind in self.untracked_kinds:
+                return 0
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return self.in_flight
+
+    def leave(self, status: int | str, kind: str = "api") -> None:
+        with self._lock:
+            if kind not in self.untracked_kinds:
+                self.in_flight -= 1
+            self.by_status[str(status)] += 1
+
+    def wrote(self, module: str, record_id: str) -> None:
+        with self._lock:
+            self.writes[f"{module}/{record_id}"] += 1
+
+    def batch(self, size: int) -> None:
+        with self._lock:
+            self.max_batch = max(self.max_batch, size)
+
+    def served(self, records: int) -> None:
+        with self._lock:
+            self.records_served += records
+
+    def write_count(self, module: str, record_id: str) -> int:
+        with self._lock:
+            return self.writes.get(f"{module}/{record_id}", 0)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The counters as plain data (called with the lock held)."""
+        return {
+            "requests": self.requests,
+            "by_route": dict(self.by_route),
+            "by_kind": dict(self.by_kind),
+            "by_status": dict(self.by_status),
+            "writes": dict(self.writes),
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "max_batch": self.max_batch,
+            "records_served": self.records_served,
+        }

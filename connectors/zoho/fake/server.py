@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import sys
-import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -18,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from crmsync.sandbox.clock import SandboxClock
-from crmsync.testing.local_server import LocalHandler, LocalHTTPServer
+from crmsync.testing.local_server import LocalHandler, LocalHTTPServer, RequestStats
 from crmsync_connectors.zoho.fake import schema as sc
 from crmsync_connectors.zoho.fake.api import (
     API_PREFIX,
@@ -41,89 +40,31 @@ _MAX_BODY = 16 * 1024 * 1024
 # --------------------------------------------------------------------------- stats
 
 
-class Stats:
-    """What clients did (thread-safe): the evidence tests assert on."""
+class Stats(RequestStats):
+    """What clients did (:class:`~crmsync.testing.local_server.RequestStats`), plus Zoho's
+    own: calls by kind, token requests (not API calls in flight), workflow triggers."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
+    untracked_kinds = frozenset({"oauth"})
 
-    def reset(self) -> None:
-        with self._lock:
-            self.requests = 0
-            self.by_route: Counter[str] = Counter()
-            self.by_kind: Counter[str] = Counter()
-            self.by_status: Counter[str] = Counter()
-            self.writes: Counter[str] = Counter()
-            self.triggers: Counter[str] = Counter()
-            self.in_flight = 0
-            self.max_in_flight = 0
-            self.max_batch = 0
-            self.records_served = 0
-            self.token_requests = 0
-
-    def enter(self, key: str, kind: str) -> int:
-        """Count a request; returns the API calls in flight, this one included."""
-        with self._lock:
-            self.requests += 1
-            self.by_route[key] += 1
-            self.by_kind[kind] += 1
-            if kind == "oauth":
-                self.token_requests += 1
-                return 0
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return self.in_flight
-
-    def leave(self, kind: str, status: int | str) -> None:
-        with self._lock:
-            if kind != "oauth":
-                self.in_flight -= 1
-            self.by_status[str(status)] += 1
-
-    def wrote(self, module: str, record_id: str) -> None:
-        with self._lock:
-            self.writes[f"{module}/{record_id}"] += 1
-
-    def batch(self, size: int) -> None:
-        with self._lock:
-            self.max_batch = max(self.max_batch, size)
-
-    def served(self, n: int) -> None:
-        with self._lock:
-            self.records_served += n
+    def _clear(self) -> None:
+        super()._clear()
+        self.triggers: Counter[str] = Counter()
 
     def triggered(self, trigger: list[str] | None) -> None:
         with self._lock:
             self.triggers["<default>" if trigger is None else ",".join(trigger) or "[]"] += 1
 
-    def write_count(self, module: str, record_id: str) -> int:
-        with self._lock:
-            return self.writes.get(f"{module}/{record_id}", 0)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "requests": self.requests,
-                "by_route": dict(self.by_route),
-                "by_kind": dict(self.by_kind),
-                "record_calls": self.by_kind.get("record", 0),
-                "metadata_calls": self.by_kind.get("metadata", 0),
-                "write_calls": self.by_kind.get("write", 0),
-                "deleted_calls": self.by_kind.get("deleted", 0),
-                "bulk_calls": self.by_kind.get("bulk", 0),
-                "token_requests": self.token_requests,
-                "by_status": dict(self.by_status),
-                "writes": dict(self.writes),
-                "triggers": dict(self.triggers),
-                "in_flight": self.in_flight,
-                "max_in_flight": self.max_in_flight,
-                "max_batch": self.max_batch,
-                "records_served": self.records_served,
-            }
-
-
-# --------------------------------------------------------------------------- the fake
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            **super()._snapshot(),
+            "record_calls": self.by_kind.get("record", 0),
+            "metadata_calls": self.by_kind.get("metadata", 0),
+            "write_calls": self.by_kind.get("write", 0),
+            "deleted_calls": self.by_kind.get("deleted", 0),
+            "bulk_calls": self.by_kind.get("bulk", 0),
+            "token_requests": self.by_kind.get("oauth", 0),
+            "triggers": dict(self.triggers),
+        }
 
 
 class FakeZoho:
@@ -705,7 +646,7 @@ class _Handler(LocalHandler):
                 status, answer = 404, {"error": "invalid_request"}
             self._send(status, answer, (("Cache-Control", "no-store"),))
         finally:
-            stats.leave("oauth", status)
+            stats.leave(status, "oauth")
 
     # ----------------------------------------------------------------------- API
 
@@ -761,7 +702,7 @@ class _Handler(LocalHandler):
             traceback.print_exc(file=sys.stderr)
             self._send(500, error("INTERNAL_ERROR", repr(exc)))
         finally:
-            stats.leave(route.kind, status)
+            stats.leave(status, route.kind)
 
     def _authenticate(self, fake: FakeZoho, route: Route) -> None:
         header = self.headers.get("Authorization", "").strip()
